@@ -1,0 +1,352 @@
+//! One function per command: call the library, build a `Table`, render it.
+
+use crate::error::{Error, Result};
+use crate::hw::{Gpu, Registry};
+use crate::kernel::{self, Dtype, Op, Timing};
+use crate::report::{num, text, Format, Table};
+use crate::trace::canonical::{tag, TraceFile, TraceKind};
+use crate::validate::{self, GroupKey};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+fn opt(x: Option<f64>) -> Value {
+    x.map(num).unwrap_or(Value::Null)
+}
+
+pub fn list_gpus(reg: &Registry, verbose: bool, format: Format) -> String {
+    let mut headers = vec!["key", "name", "architecture", "chip", "memory_gb", "sms", "boost_mhz", "dram_gbs", "l2_mib", "fp32_tflops", "fp16_tensor_tflops", "tdp_w", "aliases"];
+    if verbose {
+        headers.extend(["smem_per_sm_kib", "max_threads_per_sm", "dram_measured_gbs", "nvlink_gbs", "sources"]);
+    }
+    let mut t = Table::new(&headers);
+    for g in reg.gpus() {
+        let p = &g.profile;
+        let clk = p.compute.boost_clock_mhz * 1e6;
+        let fp32 = g.rates.ffma_flop_per_clk * g.sms() * clk / 1e12;
+        let fp16 = g.tensor_flop_per_clk("fp16").map(|r| r * g.sms() * clk / 1e12);
+        let mut row = vec![
+            text(&p.key),
+            text(&p.name),
+            text(&g.isa.name),
+            text(&p.chip),
+            num(p.memory.memory_gb),
+            Value::from(p.compute.sm_count),
+            num(p.compute.boost_clock_mhz),
+            num(p.memory.dram_bandwidth_gbs),
+            num(p.memory.l2_mib),
+            num(fp32),
+            opt(fp16),
+            num(p.power.tdp_w),
+            text(reg.aliases_of(&crate::hw::normalize(&p.key)).into_iter().filter(|a| !p.device_names.iter().any(|d| crate::hw::normalize(d) == *a)).collect::<Vec<_>>().join(" ")),
+        ];
+        if verbose {
+            row.extend([
+                num(p.memory.smem_per_sm_max_kib),
+                Value::from(p.memory.max_threads_per_sm),
+                opt(p.memory.dram_bandwidth_measured_gbs),
+                opt(p.interconnect.nvlink_bandwidth_gbs_per_direction),
+                text(p.sources.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(" | ")),
+            ]);
+        }
+        t.push(row);
+    }
+    let mut out = t.render(format);
+    if format == Format::Table {
+        out += "\nPeak rates are the ISA's per-SM rates at boost clock; predictions use the modelled sustained clock.\n";
+    }
+    out
+}
+
+pub fn predict(reg: &Registry, op: &str, gpus: &[String], dtype: &str, shape: &str, timing: &str, format: Format) -> Result<String> {
+    let op = Op::parse(op, shape)?;
+    let dtype = Dtype::parse(dtype)?;
+    let timing = Timing::parse(timing)?;
+    let gpus: Vec<&Gpu> = gpus.iter().map(|g| reg.gpu(g)).collect::<Result<_>>()?;
+    let mut t = Table::new(&["gpu", "op", "dtype", "predicted_ms", "bound", "tflops", "gbs", "tile", "ctas", "waves", "clock_mhz", "launches", "kernel_ms", "host_ms"]);
+    for g in gpus {
+        let p = kernel::predict(g, &reg.templates, &op, dtype, timing)?;
+        t.push(vec![
+            text(&p.gpu),
+            text(&p.op),
+            text(p.dtype.name()),
+            num(p.predicted_ms),
+            text(p.bound),
+            num(p.tflops),
+            num(p.gbs),
+            p.tile.clone().map(text).unwrap_or(Value::Null),
+            Value::from(p.ctas),
+            Value::from(p.waves),
+            num(p.clock_mhz),
+            Value::from(p.launches),
+            num(p.kernel_ms),
+            num(p.host_ms),
+        ]);
+    }
+    if format == Format::Json && t.rows.len() == 1 {
+        // One kernel on one GPU: a single object.
+        let list: Vec<Value> = serde_json::from_str(&t.render(Format::Json)).unwrap_or_default();
+        return Ok(serde_json::to_string_pretty(&list[0]).unwrap_or_default() + "\n");
+    }
+    Ok(t.render(format))
+}
+
+fn progress(total: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} rows ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+fn replay_file(reg: &Registry, file: &TraceFile, target: Option<&Gpu>) -> Vec<validate::ReplayRow> {
+    let name = file.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let pb = progress(file.rows.len() as u64, &name);
+    let rows = validate::replay_kernels(reg, file, target, &|n| pb.inc(n));
+    pb.finish_and_clear();
+    rows
+}
+
+pub fn replay(reg: &Registry, files: &[PathBuf], gpu: Option<&str>, format: Format) -> Result<String> {
+    let target = gpu.map(|g| reg.gpu(g)).transpose()?;
+    let mut out = String::new();
+    let mut summary = Table::new(&["file", "gpu", "op", "rows", "simulated", "median_ape", "p90_ape", "bias", "predicted_total_ms", "measured_total_ms"]);
+    for path in files {
+        let file = TraceFile::read(path)?;
+        let rows = replay_file(reg, &file, target);
+        match format {
+            Format::Csv | Format::Json => {
+                let mut t = Table { headers: file.headers.iter().map(str::to_string).collect(), rows: vec![] };
+                t.headers.push("predicted_ms".into());
+                t.headers.push("status".into());
+                for (rec, r) in file.rows.iter().zip(&rows) {
+                    let mut row: Vec<Value> = rec.iter().map(text).collect();
+                    row.push(r.predicted_ms.map(num).unwrap_or(Value::Null));
+                    row.push(text(&r.status));
+                    t.rows.push(row);
+                }
+                let rendered = t.render(format);
+                if format == Format::Csv && !out.is_empty() {
+                    // Several files: one header per file's block.
+                    out.push('\n');
+                }
+                out += &rendered;
+            }
+            Format::Table => {
+                let mut groups: BTreeMap<(String, String), (usize, Vec<(f64, f64)>, f64, f64)> = BTreeMap::new();
+                for (rec, r) in file.rows.iter().zip(&rows) {
+                    let (gpu_name, op_name, measured) = if file.kind == TraceKind::Kernels {
+                        let k = file.kernel_row(rec);
+                        (target.map(|g| g.key()).unwrap_or(k.gpu).to_string(), k.op.to_string(), k.measured_ms)
+                    } else {
+                        (file.model_field(rec, "gpu").to_string(), "model".to_string(), None)
+                    };
+                    let e = groups.entry((gpu_name, op_name)).or_default();
+                    e.0 += 1;
+                    if let Some(p) = r.predicted_ms {
+                        e.2 += p;
+                        if let Some(m) = measured.filter(|_| target.is_none()) {
+                            e.1.push((p, m));
+                            e.3 += m;
+                        }
+                    }
+                }
+                let fname = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                for ((g, o), (n, pairs, ptot, mtot)) in groups {
+                    let simulated = rows.iter().zip(&file.rows).filter(|_| true).count();
+                    let _ = simulated;
+                    let key = GroupKey { source: String::new(), gpu: g.clone(), op: o.clone(), dtype: String::new() };
+                    let s = validate::metrics::stats(key, pairs.iter().map(|(p, m)| validate::metrics::pct_error(*p, *m)).collect());
+                    summary.push(vec![
+                        text(&fname),
+                        text(g),
+                        text(o),
+                        Value::from(n),
+                        Value::from(if pairs.is_empty() { 0 } else { pairs.len() }),
+                        if pairs.is_empty() { Value::Null } else { num(s.median_ape) },
+                        if pairs.is_empty() { Value::Null } else { num(s.p90_ape) },
+                        if pairs.is_empty() { Value::Null } else { num(s.bias) },
+                        num(ptot),
+                        if mtot > 0.0 { num(mtot) } else { Value::Null },
+                    ]);
+                }
+            }
+        }
+    }
+    if format == Format::Table {
+        out = summary.render(format);
+        out += "\nPer-row predictions: --format csv (input columns, predicted_ms, status).\n";
+    }
+    Ok(out)
+}
+
+/// Default trace folder: $PHANTOM_TRACES, else ../shared/traces.
+pub fn default_traces() -> PathBuf {
+    std::env::var_os("PHANTOM_TRACES").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("../shared/traces"))
+}
+
+/// Baseline predictions of `<stem>_predictions.csv` keyed like the rows of a model_ops trace.
+fn load_op_baselines(path: &Path) -> HashMap<String, Vec<(String, f64)>> {
+    let mut map: HashMap<String, Vec<(String, f64)>> = HashMap::new();
+    let Ok(mut rdr) = csv::Reader::from_path(path) else { return map };
+    let Ok(h) = rdr.headers().cloned() else { return map };
+    let idx = |n: &str| h.iter().position(|x| x == n);
+    let cols: Option<Vec<usize>> = ["gpu", "model", "mode", "seq_len", "batch", "node", "predictor", "pred_fw_ms"].iter().map(|c| idx(c)).collect();
+    let Some(c) = cols else { return map };
+    for rec in rdr.records().flatten() {
+        let key = format!("{}|{}|{}|{}|{}|{}", &rec[c[0]], &rec[c[1]], &rec[c[2]], &rec[c[3]], &rec[c[4]], &rec[c[5]]);
+        if let Ok(v) = rec[c[7]].parse::<f64>() {
+            if v > 0.0 {
+                map.entry(key).or_default().push((rec[c[6]].to_string(), v));
+            }
+        }
+    }
+    map
+}
+
+fn op_row_key(gpu: &str, tags: &str) -> Option<String> {
+    Some(format!(
+        "{}|{}|{}|{}|{}|{}",
+        gpu,
+        tag(tags, "model")?,
+        tag(tags, "mode")?,
+        tag(tags, "seq_len")?,
+        tag(tags, "batch")?,
+        tag(tags, "node")?
+    ))
+}
+
+/// The library's kernel family from a recorded kernel name (`ampere_sgemm_128x64_tn` →
+/// `ampere_sgemm_128x64`).
+pub fn kernel_family(name: &str) -> &str {
+    for suffix in ["_nn", "_tn", "_nt", "_tt"] {
+        if let Some(s) = name.strip_suffix(suffix) {
+            return s;
+        }
+    }
+    name
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn validate(
+    reg: &Registry,
+    traces: Option<PathBuf>,
+    gpu: Option<&str>,
+    op: Option<&str>,
+    leave_one_gpu_out: bool,
+    tiles: bool,
+    format: Format,
+) -> Result<String> {
+    let dir = traces.unwrap_or_else(default_traces);
+    if !dir.is_dir() {
+        return Err(Error::File {
+            path: dir.display().to_string(),
+            msg: "trace folder not found (pass --traces DIR or set PHANTOM_TRACES; the data is in shared/traces beside the checkout)".into(),
+        });
+    }
+    let gpu_filter = gpu.map(|g| reg.gpu(g).map(|g| g.key().to_string())).transpose()?;
+    if let Some(o) = op {
+        if !kernel::op::OP_NAMES.contains(&o) {
+            return Err(Error::UnknownOp { name: o.into(), suggestions: crate::error::closest(o, kernel::op::OP_NAMES.iter().copied()) });
+        }
+    }
+    let _ = leave_one_gpu_out;
+    let mut samples = vec![];
+    let mut baseline_samples: BTreeMap<(GroupKey, String), Vec<f64>> = BTreeMap::new();
+    let mut tile_hits: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
+    for path in crate::trace::canonical::find_traces(&dir)? {
+        let file = TraceFile::read(&path)?;
+        if file.kind != TraceKind::Kernels {
+            continue;
+        }
+        let mut sub = file.clone();
+        let keep: Vec<usize> = (0..file.rows.len())
+            .filter(|&i| {
+                let r = file.kernel_row(&file.rows[i]);
+                gpu_filter.as_deref().map_or(true, |g| reg.gpu(r.gpu).map(|x| x.key() == g).unwrap_or(false))
+                    && op.map_or(true, |o| r.op == o)
+            })
+            .collect();
+        if keep.is_empty() {
+            continue;
+        }
+        sub.rows = keep.iter().map(|&i| file.rows[i].clone()).collect();
+        sub.lines = keep.iter().map(|&i| file.lines[i]).collect();
+        let rows = replay_file(reg, &sub, None);
+        let stem = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let pred_path = path.with_file_name(stem.replace(".csv", "_predictions.csv"));
+        let baselines = if pred_path.exists() { load_op_baselines(&pred_path) } else { HashMap::new() };
+        for (rec, r) in sub.rows.iter().zip(&rows) {
+            let k = sub.kernel_row(rec);
+            let (Some(p), Some(m)) = (r.predicted_ms, k.measured_ms) else {
+                *skipped.entry(format!("{}: {}", k.gpu, r.status)).or_default() += 1;
+                continue;
+            };
+            let key = GroupKey { source: k.source.into(), gpu: k.gpu.into(), op: k.op.into(), dtype: k.dtype.into() };
+            if let Some(bl) = op_row_key(k.gpu, k.tags).and_then(|key| baselines.get(&key)) {
+                for (pred, v) in bl {
+                    baseline_samples.entry((key.clone(), pred.clone())).or_default().push(validate::metrics::pct_error(*v, m).abs());
+                }
+            }
+            if tiles {
+                if let (Some(name), Some(tile)) = (tag(k.tags, "kernel"), r.tile.as_deref()) {
+                    let e = tile_hits.entry(format!("{}|{}", k.gpu, k.op)).or_default();
+                    e.1 += 1;
+                    let chosen = tile.split(':').next_back().unwrap_or(tile).trim_end_matches("+splitk");
+                    if kernel_family(name) == chosen {
+                        e.0 += 1;
+                    }
+                }
+            }
+            samples.push((key, p, m));
+        }
+    }
+    let mut stats = validate::summarize(samples);
+    for s in &mut stats {
+        for ((k, pred), errs) in &baseline_samples {
+            if *k == s.key {
+                let mut e = errs.clone();
+                e.sort_by(f64::total_cmp);
+                s.baselines.insert(pred.clone(), validate::metrics::percentile(&e, 0.5));
+            }
+        }
+    }
+    let predictors: Vec<String> = {
+        let mut v: Vec<String> = baseline_samples.keys().map(|(_, p)| p.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let mut headers: Vec<String> = ["source", "gpu", "op", "dtype", "rows", "median_ape", "p90_ape", "bias"].iter().map(|s| s.to_string()).collect();
+    headers.extend(predictors.iter().map(|p| format!("{p}_median_ape")));
+    let mut t = Table { headers, rows: vec![] };
+    for s in &stats {
+        let mut row = vec![text(&s.key.source), text(&s.key.gpu), text(&s.key.op), text(&s.key.dtype), Value::from(s.rows), num(s.median_ape), num(s.p90_ape), num(s.bias)];
+        row.extend(predictors.iter().map(|p| s.baselines.get(p).copied().map(num).unwrap_or(Value::Null)));
+        t.push(row);
+    }
+    let mut out = t.render(format);
+    if format == Format::Table {
+        out += "\nAPE = |predicted - measured| / measured, %; bias = median signed error, % (+ = predicted too slow).\n";
+        if !skipped.is_empty() {
+            out += "Rows not simulated:\n";
+            for (why, n) in &skipped {
+                out += &format!("  {n:>7}  {why}\n");
+            }
+        }
+        if tiles {
+            out += "\nTile selector vs the library's kernel (rows with a recorded kernel name):\n";
+            let mut tt = Table::new(&["gpu|op", "rows", "agree", "agree_pct"]);
+            for (k, (hit, n)) in &tile_hits {
+                tt.push(vec![text(k), Value::from(*n), Value::from(*hit), num(*hit as f64 / *n as f64 * 100.0)]);
+            }
+            out += &tt.render(Format::Table);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,138 @@
+//! Command-line interface: clap definitions and printing; no simulation logic here.
+
+mod commands;
+
+use crate::error::{Error, Result};
+use crate::hw::Registry;
+use crate::report::Format;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "phantom-gpu",
+    version,
+    about = "Cycle-approximate GPU performance simulator for ML workloads",
+    long_about = "Predicts how long ML kernels take on GPUs you do not have, from each GPU's \
+                  published facts and its architecture's instruction rates, and checks itself \
+                  against real measurements.",
+    after_help = "Examples:\n  phantom-gpu list-gpus\n  phantom-gpu predict gemm --gpu a100,h100,4090 --dtype fp16 --shape m=4096,n=4096,k=4096\n  phantom-gpu replay ../shared/traces/vidur.kernels.csv --gpu h100 --format csv --output h100.csv\n  phantom-gpu validate --traces ../shared/traces --op gemm"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Write the output to FILE instead of standard output.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Add or override GPUs from a TOML file (our profile layout, `[gpu.<key>]` tables, or
+    /// the original PhantomGPU `[profiles.<name>]` layout). May be repeated.
+    #[arg(long = "hardware-profiles", global = true, value_name = "FILE")]
+    pub hardware_profiles: Vec<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List the GPUs the simulator knows (keys, aliases, memory, peak rates).
+    #[command(after_help = "Example:\n  phantom-gpu list-gpus --format json")]
+    ListGpus,
+    /// List GPU hardware profiles; --verbose shows every fact with its source.
+    #[command(after_help = "Example:\n  phantom-gpu list-hardware --verbose")]
+    ListHardware {
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Predict one kernel on one or more GPUs.
+    #[command(after_help = "Shape keys per op:\n  gemm         b,m,n,k,bias\n  conv2d       n,c,h,w,k,r,s,stride,pad\n  attention    b,hq,hkv,sq,skv,d,causal\n  elementwise  fn,numel,inputs\n  softmax|layernorm|rmsnorm  rows,cols\n  silu_mul     tokens,cols\n  rope         tokens,hq,hkv,d\n  embedding    tokens,dim,vocab\n  all_reduce|send_recv  bytes,gpus,nodes,gpus_per_node\n\nExamples:\n  phantom-gpu predict gemm --gpu a100,h100 --dtype fp16 --shape m=4096,n=4096,k=4096\n  phantom-gpu predict attention --gpu h100 --dtype bf16 --shape b=8,hq=32,hkv=8,sq=1,skv=4096,d=128\n  phantom-gpu predict conv2d --gpu t4 --dtype fp32 --shape n=32,c=64,h=56,w=56,k=64,r=3,s=3,stride=1,pad=1 --format json")]
+    Predict {
+        /// Kernel kind: gemm, conv2d, attention, elementwise, softmax, layernorm, rmsnorm,
+        /// silu_mul, rope, embedding, all_reduce, send_recv.
+        op: String,
+        /// GPU key or alias; several separated by commas.
+        #[arg(long, value_delimiter = ',', required = true)]
+        gpu: Vec<String>,
+        /// Operand dtype: fp32, tf32, fp16, bf16, fp8, int8.
+        #[arg(long, default_value = "fp16")]
+        dtype: String,
+        /// Shape as key=value pairs separated by commas or semicolons.
+        #[arg(long)]
+        shape: String,
+        /// `kernel` (GPU time only) or `op` (plus the host cost of one eager PyTorch call).
+        #[arg(long, default_value = "kernel")]
+        timing: String,
+    },
+    /// Predict every row of canonical trace files, on each row's GPU or on --gpu.
+    #[command(after_help = "With --format csv the output has every input column unchanged, then\n`predicted_ms` and `status` (empty when simulated, otherwise the reason), one row per input row.\n\nExamples:\n  phantom-gpu replay ../shared/traces/neusight.kernels.csv --format csv --output out.csv\n  phantom-gpu replay ../shared/traces/vidur.kernels.csv --gpu h100")]
+    Replay {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Predict on this GPU instead of the one each row names.
+        #[arg(long)]
+        gpu: Option<String>,
+    },
+    /// Replay every trace in a folder and report the error against the measurements.
+    #[command(after_help = "Examples:\n  phantom-gpu validate\n  phantom-gpu validate --traces ../shared/traces --gpu t4 --op gemm\n  phantom-gpu validate --leave-one-gpu-out --format csv")]
+    Validate {
+        /// Folder of canonical traces (default: ../shared/traces, or $PHANTOM_TRACES).
+        #[arg(long)]
+        traces: Option<PathBuf>,
+        /// Only rows of this GPU.
+        #[arg(long)]
+        gpu: Option<String>,
+        /// Only rows of this op.
+        #[arg(long)]
+        op: Option<String>,
+        /// Refit the fitted parameters without each GPU in turn and score that GPU.
+        #[arg(long)]
+        leave_one_gpu_out: bool,
+        /// Also report the tile selector's agreement with the kernel names in the traces.
+        #[arg(long)]
+        tiles: bool,
+    },
+}
+
+/// Runs the parsed command; returns the text to print.
+pub fn run(cli: Cli) -> Result<()> {
+    let mut reg = Registry::builtin()?;
+    for f in &cli.global.hardware_profiles {
+        reg.add_file(f)?;
+    }
+    for w in &reg.warnings {
+        eprintln!("warning: {w}");
+    }
+    let out = match &cli.command {
+        Command::ListGpus => commands::list_gpus(&reg, false, cli.global.format),
+        Command::ListHardware { verbose } => commands::list_gpus(&reg, *verbose, cli.global.format),
+        Command::Predict { op, gpu, dtype, shape, timing } => {
+            commands::predict(&reg, op, gpu, dtype, shape, timing, cli.global.format)?
+        }
+        Command::Replay { files, gpu } => commands::replay(&reg, files, gpu.as_deref(), cli.global.format)?,
+        Command::Validate { traces, gpu, op, leave_one_gpu_out, tiles } => commands::validate(
+            &reg,
+            traces.clone(),
+            gpu.as_deref(),
+            op.as_deref(),
+            *leave_one_gpu_out,
+            *tiles,
+            cli.global.format,
+        )?,
+    };
+    match &cli.global.output {
+        Some(path) => std::fs::write(path, out).map_err(|e| Error::Io { path: path.clone(), source: e }),
+        None => {
+            use std::io::Write;
+            let mut so = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = so.write_all(out.as_bytes());
+            Ok(())
+        }
+    }
+}

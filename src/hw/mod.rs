@@ -1,0 +1,254 @@
+//! GPU profiles and ISA tables as typed structs, and name lookup.
+//!
+//! Invariant: every `Gpu` handed out has a profile, its architecture's ISA and the
+//! chip's rate table; lookups never fall back to a default GPU.
+
+pub mod isa;
+pub mod legacy;
+pub mod profile;
+
+use crate::error::{closest, line_of, Error, Result};
+use crate::kernel::templates::{AttentionTemplates, ConvTemplates, GemmTemplates, LaunchModel};
+pub use isa::{ChipRates, Isa};
+pub use profile::GpuProfile;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+}
+
+/// A GPU ready to simulate: its facts, its architecture, its chip's rates.
+#[derive(Debug, Clone)]
+pub struct Gpu {
+    pub profile: GpuProfile,
+    pub isa: Arc<Isa>,
+    pub rates: ChipRates,
+}
+
+impl Gpu {
+    pub fn key(&self) -> &str {
+        &self.profile.key
+    }
+    pub fn sms(&self) -> f64 {
+        self.profile.compute.sm_count as f64
+    }
+    /// Sustained DRAM bandwidth in GB/s: the measured figure where one exists, otherwise
+    /// the spec times the architecture's streaming efficiency.
+    pub fn dram_gbs(&self) -> f64 {
+        let m = &self.profile.memory;
+        m.dram_bandwidth_measured_gbs
+            .unwrap_or(m.dram_bandwidth_gbs * self.isa.efficiency.dram_stream)
+    }
+    /// Dense tensor FLOP per clock per SM for a dtype (halved on GeForce for FP32
+    /// accumulate), or None when the tensor cores lack it.
+    pub fn tensor_flop_per_clk(&self, dtype: &str) -> Option<f64> {
+        let r = *self.rates.tensor_flop_per_clk.get(dtype)?;
+        if r <= 0.0 {
+            return None;
+        }
+        let half = self.profile.tensor_fp32_accumulate_half_rate
+            && matches!(dtype, "fp16" | "bf16" | "fp8");
+        Some(if half { r / 2.0 } else { r })
+    }
+}
+
+/// Kernel templates of all architectures.
+#[derive(Debug, Clone, Default)]
+pub struct Templates {
+    pub gemm: GemmTemplates,
+    pub attention: AttentionTemplates,
+    pub conv: ConvTemplates,
+    pub launch: LaunchModel,
+}
+
+/// All known GPUs and architectures, built-in plus user additions.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    gpus: BTreeMap<String, Gpu>,
+    aliases: BTreeMap<String, String>,
+    isas: BTreeMap<String, Arc<Isa>>,
+    pub templates: Templates,
+    /// Messages about user files (ignored legacy fields …), shown once by the CLI.
+    pub warnings: Vec<String>,
+}
+
+/// Case-, space- and underscore-insensitive form of a GPU name.
+pub fn normalize(name: &str) -> String {
+    name.trim().to_lowercase().replace(['_', ' '], "-")
+}
+
+fn parse_toml<T: serde::de::DeserializeOwned>(path: &str, text: &str) -> Result<T> {
+    toml::from_str(text).map_err(|e| Error::Parse {
+        path: path.to_string(),
+        line: e.span().map(|s| line_of(text, s.start)).unwrap_or(0),
+        msg: e.message().to_string(),
+    })
+}
+
+impl Registry {
+    /// The profiles, ISA tables and templates embedded in the binary.
+    pub fn builtin() -> Result<Registry> {
+        let mut isas = BTreeMap::new();
+        for (file, text) in embedded::ISA {
+            let isa: Isa = parse_toml(&format!("isa/{file}"), text)?;
+            isas.insert(isa.architecture.clone(), Arc::new(isa));
+        }
+        let mut templates = Templates::default();
+        for (file, text) in embedded::KERNELS {
+            let path = format!("kernels/{file}");
+            match *file {
+                "gemm.toml" => templates.gemm = parse_toml(&path, text)?,
+                "attention.toml" => templates.attention = parse_toml(&path, text)?,
+                "conv.toml" => templates.conv = parse_toml(&path, text)?,
+                "launch.toml" => templates.launch = parse_toml(&path, text)?,
+                _ => {}
+            }
+        }
+        let mut reg = Registry {
+            gpus: BTreeMap::new(),
+            aliases: BTreeMap::new(),
+            isas,
+            templates,
+            warnings: vec![],
+        };
+        for (file, text) in embedded::PROFILES {
+            let p: GpuProfile = parse_toml(&format!("profiles/{file}"), text)?;
+            reg.insert(p, &format!("profiles/{file}"))?;
+        }
+        Ok(reg)
+    }
+
+    /// Adds or overrides GPUs from a user TOML: our own profile layout (one profile, or
+    /// `[gpu.<key>]` tables) or the original PhantomGPU `[profiles.<name>]` layout.
+    pub fn add_file(&mut self, path: &Path) -> Result<Vec<String>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
+        let shown = path.display().to_string();
+        let value: toml::Table = parse_toml(&shown, &text)?;
+        let mut added = vec![];
+        if value.contains_key("profiles") {
+            let (profiles, warnings) = legacy::convert(&shown, &text, self)?;
+            self.warnings.extend(warnings);
+            for p in profiles {
+                added.push(p.key.clone());
+                self.insert(p, &shown)?;
+            }
+        } else if let Some(toml::Value::Table(gpus)) = value.get("gpu") {
+            for (key, t) in gpus {
+                let mut t = t.as_table().cloned().ok_or_else(|| Error::File {
+                    path: shown.clone(),
+                    msg: format!("[gpu.{key}] must be a table"),
+                })?;
+                t.entry("key").or_insert_with(|| toml::Value::String(key.clone()));
+                let p: GpuProfile = parse_toml(&shown, &toml::to_string(&t).unwrap_or_default())
+                    .map_err(|e| match e {
+                        Error::Parse { msg, .. } => Error::File { path: shown.clone(), msg: format!("[gpu.{key}]: {msg}") },
+                        other => other,
+                    })?;
+                added.push(p.key.clone());
+                self.insert(p, &shown)?;
+            }
+        } else if value.contains_key("key") {
+            let p: GpuProfile = parse_toml(&shown, &text)?;
+            added.push(p.key.clone());
+            self.insert(p, &shown)?;
+        } else {
+            return Err(Error::File {
+                path: shown,
+                msg: "expected a GPU profile (top-level `key = ...`), `[gpu.<key>]` tables, or the original `[profiles.<name>]` layout".into(),
+            });
+        }
+        Ok(added)
+    }
+
+    fn insert(&mut self, p: GpuProfile, origin: &str) -> Result<()> {
+        let isa = self.isas.get(&p.architecture).cloned().ok_or_else(|| Error::File {
+            path: origin.to_string(),
+            msg: format!(
+                "GPU '{}': unknown architecture '{}' (known: {})",
+                p.key,
+                p.architecture,
+                self.isas.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        })?;
+        let rates = isa.chips.get(&p.chip).cloned().ok_or_else(|| Error::File {
+            path: origin.to_string(),
+            msg: format!(
+                "GPU '{}': architecture '{}' has no chip '{}' (known: {})",
+                p.key,
+                p.architecture,
+                p.chip,
+                isa.chips.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        })?;
+        validate_profile(&p, origin)?;
+        let key = normalize(&p.key);
+        for a in p.aliases.iter().chain(p.device_names.iter()) {
+            self.aliases.insert(normalize(a), key.clone());
+        }
+        self.gpus.insert(key, Gpu { profile: p, isa, rates });
+        Ok(())
+    }
+
+    /// Resolves a key, alias or reported device name.
+    pub fn gpu(&self, name: &str) -> Result<&Gpu> {
+        let n = normalize(name);
+        let n = n.strip_prefix("nvidia-").map(str::to_string).filter(|s| !self.gpus.contains_key(&n) && (self.gpus.contains_key(s) || self.aliases.contains_key(s))).unwrap_or(n);
+        if let Some(g) = self.gpus.get(&n) {
+            return Ok(g);
+        }
+        if let Some(k) = self.aliases.get(&n) {
+            return Ok(&self.gpus[k]);
+        }
+        let names = self.gpus.keys().map(String::as_str).chain(self.aliases.keys().map(String::as_str));
+        let mut suggestions: Vec<String> = closest(&n, names)
+            .into_iter()
+            .map(|s| self.aliases.get(&s).cloned().unwrap_or(s))
+            .collect();
+        suggestions.dedup();
+        Err(Error::UnknownGpu { name: name.to_string(), suggestions })
+    }
+
+    pub fn gpus(&self) -> impl Iterator<Item = &Gpu> {
+        self.gpus.values()
+    }
+
+    pub fn isa(&self, arch: &str) -> Option<&Arc<Isa>> {
+        self.isas.get(arch)
+    }
+
+    pub fn isas(&self) -> impl Iterator<Item = &Arc<Isa>> {
+        self.isas.values()
+    }
+
+    /// Aliases that point at a key.
+    pub fn aliases_of(&self, key: &str) -> Vec<&str> {
+        self.aliases.iter().filter(|(_, k)| k.as_str() == key).map(|(a, _)| a.as_str()).collect()
+    }
+}
+
+/// Physical sanity of a profile: positive sizes and rates.
+fn validate_profile(p: &GpuProfile, origin: &str) -> Result<()> {
+    let checks = [
+        ("compute.sm_count", p.compute.sm_count as f64),
+        ("compute.boost_clock_mhz", p.compute.boost_clock_mhz),
+        ("memory.memory_gb", p.memory.memory_gb),
+        ("memory.dram_bandwidth_gbs", p.memory.dram_bandwidth_gbs),
+        ("memory.l2_mib", p.memory.l2_mib),
+        ("memory.smem_per_sm_max_kib", p.memory.smem_per_sm_max_kib),
+        ("memory.register_file_per_sm_kib", p.memory.register_file_per_sm_kib),
+        ("memory.max_threads_per_sm", p.memory.max_threads_per_sm as f64),
+        ("power.tdp_w", p.power.tdp_w),
+    ];
+    for (field, v) in checks {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(Error::File {
+                path: origin.to_string(),
+                msg: format!("GPU '{}': {field} must be a positive number, got {v}", p.key),
+            });
+        }
+    }
+    Ok(())
+}

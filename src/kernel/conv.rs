@@ -1,0 +1,63 @@
+//! Convolution as cuDNN runs it: implicit GEMM for any filter, Winograd for 3×3 stride 1
+//! where the library ships it. cuDNN in benchmark mode times its algorithms and keeps the
+//! fastest, so the model does the same over the algorithms `kernels/conv.toml` lists.
+
+use super::gemm::{self, GemmProblem};
+use super::memory_bound;
+use super::op::conv_out;
+use super::{Dtype, KernelEstimate, Op};
+use crate::error::{Error, Result};
+use crate::hw::{Gpu, Templates};
+
+pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype) -> Result<KernelEstimate> {
+    let Op::Conv2d { n, c, h, w, k, r, s, stride, pad } = *op else {
+        unreachable!("conv::estimate called with {op:?}")
+    };
+    let (p, q) = conv_out(h, w, r, s, stride, pad);
+    let arch = &gpu.profile.architecture;
+    let algos: Vec<_> = templates.conv.algo.iter().filter(|a| a.archs.iter().any(|x| x == arch)).collect();
+    let mut best: Option<KernelEstimate> = None;
+    let mut consider = |e: KernelEstimate| {
+        if best.as_ref().map_or(true, |b| e.kernel_ms < b.kernel_ms) {
+            best = Some(e);
+        }
+    };
+    // Implicit GEMM is always available.
+    let mut e = gemm::estimate(gpu, templates, GemmProblem { b: 1, m: n * p * q, n: k, k: c * r * s, bias: false, dtype })?;
+    // The im2col gather re-reads each input pixel r·s times, mostly from L1/L2.
+    e.tile = Some(format!("implicit_gemm:{}", e.tile.unwrap_or_default()));
+    consider(e);
+    for algo in algos.iter().filter(|a| a.algo == "winograd") {
+        let applies = (algo.filter_sizes.is_empty() || (algo.filter_sizes.contains(&(r as u32)) && r == s))
+            && (!algo.stride_one_only || stride == 1)
+            && algo.winograd_m > 0;
+        if !applies {
+            continue;
+        }
+        let m = algo.winograd_m as u64;
+        let alpha = m + r - 1;
+        let tiles = n * p.div_ceil(m) * q.div_ceil(m);
+        let mut e = gemm::estimate(gpu, templates, GemmProblem { b: alpha * alpha, m: tiles, n: k, k: c, bias: false, dtype })?;
+        // Input and output transforms: read the input, write the transformed tiles, and
+        // the reverse for the output; the filter transform is small.
+        let ein = memory_bound::estimate(
+            gpu,
+            &Op::Elementwise { func: "add".into(), numel: (alpha * alpha * tiles * c).max(n * c * h * w), inputs: 1 },
+            dtype,
+        )?;
+        let eout = memory_bound::estimate(
+            gpu,
+            &Op::Elementwise { func: "add".into(), numel: (alpha * alpha * tiles * k).max(n * k * p * q), inputs: 1 },
+            dtype,
+        )?;
+        e.kernel_ms += ein.kernel_ms + eout.kernel_ms;
+        e.bytes += ein.bytes + eout.bytes;
+        e.launches += 2;
+        e.flops = op.flops();
+        e.tile = Some(format!("{}:{}", algo.name, e.tile.unwrap_or_default()));
+        consider(e);
+    }
+    let mut e = best.ok_or_else(|| Error::Unsupported { gpu: gpu.key().into(), what: "conv2d".into(), why: "no algorithm".into() })?;
+    e.flops = op.flops();
+    Ok(e)
+}

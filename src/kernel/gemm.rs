@@ -1,0 +1,234 @@
+//! GEMM as the libraries run it: a grid of CTA tiles, each looping over k.
+//!
+//! For every tile the library ships for this architecture and dtype (and a few split-k
+//! factors) the model counts, on the busiest SM, the cycles of each k-step — math on the
+//! tensor or FFMA pipe, tile loads from L2, and the load latency the pipeline stages
+//! cannot hide — times the steps and the rounds of CTAs that SM runs; DRAM traffic is
+//! bounded separately from the tile reuse inside one wave. The library is assumed to pick
+//! the fastest tile (cuBLAS's heuristics aim at that); `tile_agreement` in `validate`
+//! reports how often the pick matches the kernel names recorded in real traces.
+
+use super::templates::{GemmTile, MathPath};
+use super::{ceil_div, Bound, Dtype, KernelEstimate};
+use crate::error::{Error, Result};
+use crate::hw::{Gpu, Templates};
+use crate::sim::clock::{sustained_mhz, Activity};
+use crate::sim::memory;
+
+#[derive(Debug, Clone, Copy)]
+pub struct GemmProblem {
+    pub b: u64,
+    pub m: u64,
+    pub n: u64,
+    pub k: u64,
+    pub bias: bool,
+    pub dtype: Dtype,
+}
+
+/// The math pipe a dtype runs on, with its FLOP per clock per SM.
+fn math_rate(gpu: &Gpu, dtype: Dtype) -> Result<(MathPath, f64)> {
+    let eff = &gpu.isa.efficiency;
+    match dtype {
+        Dtype::Fp32 => Ok((MathPath::Ffma, gpu.rates.ffma_flop_per_clk * eff.ffma_issue)),
+        _ => {
+            if let Some(r) = gpu.tensor_flop_per_clk(dtype.name()) {
+                return Ok((MathPath::Tensor, r * eff.tensor_issue));
+            }
+            match dtype {
+                Dtype::Fp16 => {
+                    let r = gpu.rates.hfma2_flop_per_clk.unwrap_or(gpu.rates.ffma_flop_per_clk);
+                    Ok((MathPath::Ffma, r * eff.ffma_issue))
+                }
+                Dtype::Int8 if gpu.rates.dp4a_ops_per_clk.is_some() => {
+                    Ok((MathPath::Ffma, gpu.rates.dp4a_ops_per_clk.unwrap() * eff.ffma_issue))
+                }
+                Dtype::Tf32 => Ok((MathPath::Ffma, gpu.rates.ffma_flop_per_clk * eff.ffma_issue)),
+                _ => Err(Error::Unsupported {
+                    gpu: gpu.key().to_string(),
+                    what: format!("{dtype} matrix math"),
+                    why: format!("{} ({}) tensor cores have no {dtype} mode", gpu.isa.name, gpu.profile.chip),
+                }),
+            }
+        }
+    }
+}
+
+/// Tiles the library would consider: this architecture's for the dtype and path, or,
+/// for an architecture without its own list, every architecture's.
+fn candidates<'a>(t: &'a Templates, arch: &str, dtype: Dtype, path: MathPath) -> Vec<&'a GemmTile> {
+    let lookup = if dtype == Dtype::Tf32 && path == MathPath::Ffma { "fp32" } else { dtype.name() };
+    let fits = |tile: &&GemmTile| tile.path == path && tile.dtypes.iter().any(|d| d == lookup);
+    let own: Vec<_> = t.gemm.tile.iter().filter(fits).filter(|tile| tile.archs.iter().any(|a| a == arch)).collect();
+    if !own.is_empty() {
+        return own;
+    }
+    t.gemm.tile.iter().filter(fits).collect()
+}
+
+/// CTAs of a tile that fit on one SM at once.
+pub fn ctas_per_sm(gpu: &Gpu, tile: &GemmTile, dtype: Dtype) -> u64 {
+    let mem = &gpu.profile.memory;
+    let smem = tile.smem_bytes.map(|s| s as f64).unwrap_or_else(|| {
+        tile.stages as f64 * (tile.bm + tile.bn) as f64 * tile.bk as f64 * dtype.bytes()
+    });
+    let regs = tile.regs_per_thread.map(|r| r as f64).unwrap_or_else(|| {
+        // Accumulators plus operand fragments and addresses.
+        let acc = (tile.bm * tile.bn) as f64 / tile.threads as f64 * if tile.path == MathPath::Tensor { 0.5 } else { 1.0 };
+        (acc * 1.25 + 32.0).min(255.0)
+    });
+    let by_threads = mem.max_threads_per_sm as f64 / tile.threads as f64;
+    let by_smem = mem.smem_per_sm_max_kib * 1024.0 / smem.max(1.0);
+    let by_regs = mem.register_file_per_sm_kib * 1024.0 / 4.0 / (regs * tile.threads as f64);
+    let by_blocks = mem.max_blocks_per_sm.unwrap_or(16) as f64;
+    by_threads.min(by_smem).min(by_regs).min(by_blocks).floor().max(0.0) as u64
+}
+
+#[derive(Debug, Clone)]
+struct Timed {
+    seconds: f64,
+    bound: Bound,
+    ctas: u64,
+    waves: u64,
+    dram_bytes: f64,
+    launches: u32,
+}
+
+/// Time of one tile choice with split-k factor `split`.
+fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64, clock: f64) -> Option<Timed> {
+    let c = ctas_per_sm(gpu, tile, p.dtype);
+    if c == 0 {
+        return None;
+    }
+    let sms = gpu.profile.compute.sm_count as u64;
+    let eff = &gpu.isa.efficiency;
+    let lat = &gpu.isa.latency;
+    let bytes = p.dtype.bytes();
+    let out_bytes = if matches!(p.dtype, Dtype::Int8 | Dtype::Fp8) { 2.0 } else { bytes };
+    let (grid_m, grid_n) = (ceil_div(p.m, tile.bm as u64), ceil_div(p.n, tile.bn as u64));
+    let ctas = grid_m * grid_n * p.b * split;
+    let k_per = ceil_div(p.k, split);
+    let k_iters = ceil_div(k_per, tile.bk as u64) as f64;
+
+    // The busiest SM: q CTAs, run c at a time.
+    let q = ceil_div(ctas, sms);
+    let conc = q.min(c) as f64;
+    let rounds = ceil_div(q, c) as f64;
+    let warps = conc * tile.threads as f64 / gpu.isa.warp_size as f64;
+    let util = (warps / eff.warps_for_peak).min(1.0);
+    let k_slices = tile.k_sliced.max(1) as f64;
+    let _ = k_slices;
+    let math_step = conc * 2.0 * (tile.bm * tile.bn * tile.bk) as f64 / (rate * util);
+    let load_step = conc * (tile.bm + tile.bn) as f64 * tile.bk as f64 * bytes / eff.l2_bytes_per_clk_per_sm;
+    let latency_step = lat.l2_hit_cycles / (tile.stages.max(2) - 1) as f64;
+    let step = math_step.max(load_step).max(latency_step);
+    let epilogue = conc * (tile.bm * tile.bn) as f64 * out_bytes / eff.l2_bytes_per_clk_per_sm;
+    let cta_cycles = k_iters * step + lat.dram_cycles + epilogue + eff.cta_overhead_cycles;
+    let sm_seconds = rounds * cta_cycles / (clock * 1e6);
+
+    // DRAM: inputs re-read once per tile row/column a wave does not share.
+    let a = (p.b * p.m * p.k) as f64 * bytes;
+    let bmat = (p.b * p.k * p.n) as f64 * bytes;
+    let cmat = (p.b * p.m * p.n) as f64 * out_bytes;
+    let footprint = a + bmat + cmat;
+    let wave_ctas = (sms * c).min(ctas);
+    let rows_in_wave = grid_m.min(wave_ctas).max(1) as f64;
+    let cols_in_wave = ceil_div(wave_ctas, grid_m).min(grid_n).max(1) as f64;
+    let tiles_a = ctas as f64 * (tile.bm as f64 * k_per as f64 * bytes) / cols_in_wave;
+    let tiles_b = ctas as f64 * (tile.bn as f64 * k_per as f64 * bytes) / rows_in_wave;
+    let mut dram_bytes = if memory::fits_l2(gpu, footprint) {
+        0.0
+    } else if memory::fits_l2(gpu, a / p.b as f64 + bmat / p.b as f64) {
+        footprint
+    } else {
+        (tiles_a + tiles_b).max(a + bmat) + cmat
+    };
+    let mut launches = 1;
+    let mut reduce_seconds = 0.0;
+    if split > 1 {
+        // Partial sums in fp32 written and read back by a reduction kernel.
+        let partial = (p.b * p.m * p.n * split) as f64 * 4.0;
+        dram_bytes += 2.0 * partial;
+        reduce_seconds = memory::stream_seconds(gpu, memory::Level::Dram, partial + cmat, partial, clock)
+            + eff.kernel_floor_us * 1e-6;
+        launches = 2;
+    }
+    let dram_seconds = dram_bytes / memory::dram_bytes_per_s(gpu);
+    let (seconds, bound) = if dram_seconds > sm_seconds {
+        (dram_seconds, Bound::Dram)
+    } else {
+        let b = if step == math_step {
+            if tile.path == MathPath::Tensor { Bound::Tensor } else { Bound::Ffma }
+        } else if step == load_step {
+            Bound::L2
+        } else {
+            Bound::Latency
+        };
+        (sm_seconds, b)
+    };
+    Some(Timed {
+        seconds: seconds + reduce_seconds,
+        bound,
+        ctas,
+        waves: ceil_div(ctas, sms * c),
+        dram_bytes,
+        launches,
+    })
+}
+
+pub fn estimate(gpu: &Gpu, templates: &Templates, p: GemmProblem) -> Result<KernelEstimate> {
+    let (path, rate) = math_rate(gpu, p.dtype)?;
+    let tiles = candidates(templates, &gpu.profile.architecture, p.dtype, path);
+    if tiles.is_empty() {
+        return Err(Error::Unsupported {
+            gpu: gpu.key().to_string(),
+            what: format!("{} GEMM", p.dtype),
+            why: "no GEMM tile template for this dtype in kernels/gemm.toml".into(),
+        });
+    }
+    let activity = if path == MathPath::Tensor { Activity::Tensor } else { Activity::Ffma };
+    let sms = gpu.profile.compute.sm_count as u64;
+    // Utilisation for the power model: how much of the machine the grid covers.
+    let mut best: Option<(Timed, &GemmTile, f64)> = None;
+    for tile in tiles {
+        let grid = ceil_div(p.m, tile.bm as u64) * ceil_div(p.n, tile.bn as u64) * p.b;
+        let mut splits = vec![1u64];
+        for s in [2u64, 3, 4, 6, 8, 12, 16, 24, 32] {
+            if grid * s <= 2 * sms && p.k / s >= 256 {
+                splits.push(s);
+            }
+        }
+        for split in splits {
+            let util = ((grid * split) as f64 / sms as f64).min(1.0);
+            let clock = sustained_mhz(gpu, activity, util);
+            if let Some(t) = time_tile(gpu, &p, tile, split, rate, clock) {
+                if best.as_ref().map_or(true, |(b, _, _)| t.seconds < b.seconds) {
+                    best = Some((t, tile, clock));
+                }
+            }
+        }
+    }
+    let (t, tile, clock) = best.ok_or_else(|| Error::Unsupported {
+        gpu: gpu.key().to_string(),
+        what: "this GEMM".into(),
+        why: "no tile fits in one SM".into(),
+    })?;
+    let mut ms = t.seconds * 1e3;
+    let mut launches = t.launches;
+    if p.bias {
+        // nn.Linear: the bias is folded into the epilogue (cuBLASLt) — one extra read
+        // of the output-sized broadcast, negligible beside the GEMM.
+        ms += (p.n as f64 * p.dtype.bytes()) / memory::dram_bytes_per_s(gpu) * 1e3;
+        launches = launches.max(1);
+    }
+    Ok(KernelEstimate {
+        kernel_ms: ms,
+        bound: t.bound,
+        tile: Some(if t.launches > 1 { format!("{}+splitk", tile.name) } else { tile.name.clone() }),
+        ctas: t.ctas,
+        waves: t.waves,
+        clock_mhz: clock,
+        bytes: t.dram_bytes,
+        flops: 2.0 * (p.b * p.m * p.n) as f64 * p.k as f64,
+        launches,
+    })
+}

@@ -1,0 +1,165 @@
+//! One cost model per kernel kind. `predict` is the single entry point: an op, a dtype
+//! and a GPU in, a time with its explanation out.
+//!
+//! Invariant: predictions are pure functions of (GPU, op, dtype, context) — no global
+//! state, no randomness — so every run gives the same bits.
+
+pub mod attention;
+pub mod collective;
+pub mod conv;
+pub mod gemm;
+pub mod memory_bound;
+pub mod op;
+pub mod templates;
+
+use crate::error::{Error, Result};
+use crate::hw::{Gpu, Templates};
+pub use op::{Dtype, Op};
+use serde::Serialize;
+
+/// How a measurement was timed (the `timing` column of a trace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Timing {
+    /// Sum of GPU kernel durations: no host cost.
+    Kernel,
+    /// CUDA events around one eager framework call: host dispatch included.
+    Op,
+}
+
+impl Timing {
+    pub fn parse(s: &str) -> Result<Timing> {
+        match s.trim() {
+            "kernel" | "" => Ok(Timing::Kernel),
+            "op" => Ok(Timing::Op),
+            other => Err(Error::Usage(format!("unknown timing '{other}' (expected kernel or op)"))),
+        }
+    }
+}
+
+/// What limits a kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bound {
+    Tensor,
+    Ffma,
+    Sfu,
+    L2,
+    Dram,
+    Latency,
+    Launch,
+    Network,
+}
+
+impl Bound {
+    pub fn name(self) -> &'static str {
+        match self {
+            Bound::Tensor => "tensor",
+            Bound::Ffma => "ffma",
+            Bound::Sfu => "sfu",
+            Bound::L2 => "l2",
+            Bound::Dram => "dram",
+            Bound::Latency => "latency",
+            Bound::Launch => "launch",
+            Bound::Network => "network",
+        }
+    }
+}
+
+/// The modelled execution of one op's GPU kernels.
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelEstimate {
+    /// GPU time of the kernels, ms.
+    pub kernel_ms: f64,
+    pub bound: Bound,
+    /// Chosen template (tile, algorithm), if any.
+    pub tile: Option<String>,
+    pub ctas: u64,
+    pub waves: u64,
+    pub clock_mhz: f64,
+    /// Bytes moved to or from DRAM (or the network for collectives).
+    pub bytes: f64,
+    pub flops: f64,
+    /// Kernel launches the op makes.
+    pub launches: u32,
+}
+
+/// A prediction for one op as it would be measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    pub gpu: String,
+    pub op: String,
+    pub dtype: Dtype,
+    pub timing: Timing,
+    pub predicted_ms: f64,
+    pub kernel_ms: f64,
+    pub host_ms: f64,
+    pub bound: &'static str,
+    pub tflops: f64,
+    pub gbs: f64,
+    pub tile: Option<String>,
+    pub ctas: u64,
+    pub waves: u64,
+    pub clock_mhz: f64,
+    pub launches: u32,
+}
+
+/// Host-side cost of one eager framework call, in microseconds: Python + dispatcher +
+/// CUDA launch, seen by CUDA events around the call (`timing=op`).
+/// Fitted: see `kernels/launch.toml`.
+pub fn eager_op_us(t: &Templates) -> f64 {
+    t.launch.eager_op_us
+}
+
+/// Predicts one op on one GPU.
+pub fn predict(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, timing: Timing) -> Result<Prediction> {
+    let est = estimate(gpu, templates, op, dtype)?;
+    let host_ms = match timing {
+        Timing::Kernel => 0.0,
+        Timing::Op => {
+            (templates.launch.eager_op_us + (est.launches.saturating_sub(1)) as f64 * templates.launch.extra_launch_us)
+                / 1000.0
+        }
+    };
+    let predicted_ms = est.kernel_ms + host_ms;
+    let secs = est.kernel_ms / 1000.0;
+    Ok(Prediction {
+        gpu: gpu.key().to_string(),
+        op: op.name().to_string(),
+        dtype,
+        timing,
+        predicted_ms,
+        kernel_ms: est.kernel_ms,
+        host_ms,
+        bound: if host_ms > est.kernel_ms { Bound::Launch.name() } else { est.bound.name() },
+        tflops: if secs > 0.0 { est.flops / secs / 1e12 } else { 0.0 },
+        gbs: if secs > 0.0 { est.bytes / secs / 1e9 } else { 0.0 },
+        tile: est.tile,
+        ctas: est.ctas,
+        waves: est.waves,
+        clock_mhz: est.clock_mhz,
+        launches: est.launches,
+    })
+}
+
+/// GPU-side estimate for one op, dispatched by kind.
+pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype) -> Result<KernelEstimate> {
+    let mut est = match *op {
+        Op::Gemm { b, m, n, k, bias } => gemm::estimate(gpu, templates, gemm::GemmProblem { b, m, n, k, bias, dtype })?,
+        Op::Conv2d { .. } => conv::estimate(gpu, templates, op, dtype)?,
+        Op::Attention { .. } => attention::estimate(gpu, templates, op, dtype)?,
+        Op::AllReduce { .. } | Op::SendRecv { .. } => collective::estimate(gpu, op, dtype)?,
+        _ => memory_bound::estimate(gpu, op, dtype)?,
+    };
+    // No kernel finishes faster than an empty one.
+    let floor_ms = gpu.isa.efficiency.kernel_floor_us * est.launches as f64 / 1000.0;
+    if est.kernel_ms < floor_ms {
+        est.kernel_ms = floor_ms;
+        est.bound = Bound::Launch;
+    }
+    Ok(est)
+}
+
+pub(crate) fn ceil_div(a: u64, b: u64) -> u64 {
+    a.div_ceil(b.max(1))
+}

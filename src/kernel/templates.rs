@@ -1,0 +1,122 @@
+//! Kernel templates as the vendor libraries ship them, read from `kernels/*.toml`.
+//!
+//! The cost models pick among these the way cuBLAS/cuDNN/FlashAttention would, so the
+//! tile, CTA count and waves of a prediction are ones a real library could have launched.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MathPath {
+    /// CUDA-core FMA (SGEMM, HGEMM without tensor cores).
+    Ffma,
+    /// Tensor-core MMA.
+    Tensor,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GemmTile {
+    /// Family name as the library prints it, without the layout suffix
+    /// (`ampere_sgemm_128x64`, `sm80_xmma_gemm_f16f16_f16f32_f32_128x128x32_stage4`).
+    pub name: String,
+    /// Architectures (ISA file stems) whose library ships this tile.
+    pub archs: Vec<String>,
+    /// Operand dtypes it serves.
+    pub dtypes: Vec<String>,
+    pub path: MathPath,
+    pub bm: u32,
+    pub bn: u32,
+    pub bk: u32,
+    pub threads: u32,
+    /// Software pipeline depth (shared-memory buffers).
+    pub stages: u32,
+    /// Registers per thread, when known from a real launch.
+    #[serde(default)]
+    pub regs_per_thread: Option<u32>,
+    /// Shared memory per CTA in bytes; when absent, stages × (bm + bn) × bk × dtype bytes.
+    #[serde(default)]
+    pub smem_bytes: Option<u32>,
+    /// "Sliced" kernels split k across warps inside the CTA (`_sliced1x4`).
+    #[serde(default)]
+    pub k_sliced: u32,
+    #[serde(default)]
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AttentionTile {
+    pub name: String,
+    pub archs: Vec<String>,
+    /// `fa2`, `fa3` (prefill) or `splitkv_decode`.
+    pub kind: String,
+    /// Query rows per CTA.
+    pub br: u32,
+    /// Key/value rows per inner step.
+    pub bc: u32,
+    pub threads: u32,
+    /// Largest head dim the tile supports.
+    pub max_head_dim: u32,
+    #[serde(default)]
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConvAlgo {
+    pub name: String,
+    pub archs: Vec<String>,
+    /// `implicit_gemm`, `winograd` or `fft`.
+    pub algo: String,
+    /// Filter sizes it applies to (`[3]` for 3×3 Winograd); empty = any.
+    #[serde(default)]
+    pub filter_sizes: Vec<u32>,
+    /// Only for stride 1.
+    #[serde(default)]
+    pub stride_one_only: bool,
+    /// Winograd output tile (m in F(m×m, r×r)); 0 for other algorithms.
+    #[serde(default)]
+    pub winograd_m: u32,
+    #[serde(default)]
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GemmTemplates {
+    #[serde(default)]
+    pub tile: Vec<GemmTile>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AttentionTemplates {
+    #[serde(default)]
+    pub tile: Vec<AttentionTile>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConvTemplates {
+    #[serde(default)]
+    pub algo: Vec<ConvAlgo>,
+}
+
+/// Host-side costs of launching work, from `kernels/launch.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchModel {
+    /// One eager PyTorch call timed with CUDA events: Python, dispatcher, launch (µs).
+    pub eager_op_us: f64,
+    /// Each further kernel the same call launches (µs).
+    pub extra_launch_us: f64,
+    #[serde(default)]
+    pub sources: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for LaunchModel {
+    fn default() -> Self {
+        LaunchModel { eager_op_us: 20.0, extra_launch_us: 5.0, sources: Default::default() }
+    }
+}

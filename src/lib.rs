@@ -1,0 +1,17 @@
+//! PhantomGPU: a cycle-approximate, kernel-level GPU performance simulator for ML work.
+//!
+//! Data flows one way: `hw` (profiles, ISA tables) → `kernel` (one cost model per kernel
+//! kind, using `sim` for clocks and memory) → `trace`/`validate` (replay of real
+//! measurements) → `report` (tables, JSON, CSV). The binary in `main.rs` only parses
+//! arguments and prints.
+
+pub mod cli;
+pub mod error;
+pub mod hw;
+pub mod kernel;
+pub mod report;
+pub mod sim;
+pub mod trace;
+pub mod validate;
+
+pub use error::{Error, Result};

@@ -1,0 +1,3 @@
+//! Trace formats. `canonical` reads the CSV format of `../shared/traces/FORMAT.md`.
+
+pub mod canonical;

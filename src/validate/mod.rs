@@ -1,0 +1,7 @@
+//! Replay of real traces and the error metrics that compare them with predictions.
+
+pub mod metrics;
+pub mod replay;
+
+pub use metrics::{summarize, GroupKey, GroupStats};
+pub use replay::{replay_kernels, ReplayRow};
