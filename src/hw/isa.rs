@@ -123,22 +123,27 @@ impl Default for Efficiency {
     }
 }
 
-/// How board power limits the sustained SM clock: P(f) = idle + Σ activity × (f/boost)³.
+/// Energy of each kind of work, from which board power limits the sustained clock.
+///
+/// Dynamic power at clock f is E·rate(f)·(V(f)/V_boost)², with the voltage falling in
+/// proportion to the clock down to `v_min_ratio` of the boost voltage and flat below it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PowerModel {
-    /// Static/idle board power as a fraction of TDP.
+    /// Static and idle board power as a fraction of TDP.
     pub idle_fraction: f64,
-    /// Dynamic watts per SM at boost clock when the tensor cores are saturated.
-    pub tensor_w_per_sm: f64,
-    /// Dynamic watts per SM at boost clock when the FFMA pipes are saturated.
-    pub ffma_w_per_sm: f64,
-    /// Dynamic watts per SM at boost clock for a DRAM-bound kernel.
-    pub memory_w_per_sm: f64,
+    /// Energy per FP32 FLOP on the CUDA cores at boost voltage, pJ (operand delivery included).
+    pub ffma_pj_per_flop: f64,
+    /// Energy per tensor-core FLOP (FP16 inputs) at boost voltage, pJ.
+    pub tensor_pj_per_flop: f64,
+    /// Energy per byte moved to or from DRAM, pJ.
+    pub dram_pj_per_byte: f64,
+    /// Voltage floor as a fraction of the boost voltage.
+    pub v_min_ratio: f64,
 }
 
 impl Default for PowerModel {
     fn default() -> Self {
-        PowerModel { idle_fraction: 0.2, tensor_w_per_sm: 2.5, ffma_w_per_sm: 2.0, memory_w_per_sm: 1.0 }
+        PowerModel { idle_fraction: 0.2, ffma_pj_per_flop: 10.0, tensor_pj_per_flop: 1.0, dram_pj_per_byte: 60.0, v_min_ratio: 0.75 }
     }
 }

@@ -232,3 +232,27 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, p: GemmProblem) -> Result<Kern
         launches,
     })
 }
+
+/// One GEMM with a given tile and no split-k: for tests and for explaining a choice.
+pub fn estimate_with_tile(gpu: &Gpu, _t: &Templates, tile: &GemmTile, m: u64, n: u64, k: u64, dtype: Dtype) -> Result<KernelEstimate> {
+    let (path, rate) = math_rate(gpu, dtype)?;
+    let p = GemmProblem { b: 1, m, n, k, bias: false, dtype };
+    let activity = if path == MathPath::Tensor { Activity::Tensor } else { Activity::Ffma };
+    let clock = sustained_mhz(gpu, activity, 1.0);
+    let t = time_tile(gpu, &p, tile, 1, rate, clock).ok_or_else(|| Error::Unsupported {
+        gpu: gpu.key().to_string(),
+        what: format!("tile {}", tile.name),
+        why: "does not fit in one SM".into(),
+    })?;
+    Ok(KernelEstimate {
+        kernel_ms: t.seconds * 1e3,
+        bound: t.bound,
+        tile: Some(tile.name.clone()),
+        ctas: t.ctas,
+        waves: t.waves,
+        clock_mhz: clock,
+        bytes: t.dram_bytes,
+        flops: 2.0 * (m * n) as f64 * k as f64,
+        launches: t.launches,
+    })
+}
