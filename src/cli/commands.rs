@@ -287,7 +287,7 @@ pub fn validate(
                 *skipped.entry(format!("{}: {}", k.gpu, r.status)).or_default() += 1;
                 continue;
             };
-            let key = GroupKey { source: k.source.into(), gpu: k.gpu.into(), op: k.op.into(), dtype: k.dtype.into() };
+            let key = GroupKey { source: stem.trim_end_matches(".csv").to_string(), gpu: k.gpu.into(), op: k.op.into(), dtype: k.dtype.into() };
             if let Some(bl) = op_row_key(k.gpu, k.tags).and_then(|key| baselines.get(&key)) {
                 for (pred, v) in bl {
                     baseline_samples.entry((key.clone(), pred.clone())).or_default().push(validate::metrics::pct_error(*v, m).abs());

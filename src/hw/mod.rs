@@ -8,7 +8,7 @@ pub mod legacy;
 pub mod profile;
 
 use crate::error::{closest, line_of, Error, Result};
-use crate::kernel::templates::{AttentionTemplates, ConvTemplates, GemmTemplates, LaunchModel};
+use crate::kernel::templates::{AttentionTemplates, ConvTemplates, GemmTemplates, LaunchModel, MemoryBoundTemplates};
 pub use isa::{ChipRates, Isa};
 pub use profile::GpuProfile;
 use std::collections::BTreeMap;
@@ -61,6 +61,7 @@ pub struct Templates {
     pub attention: AttentionTemplates,
     pub conv: ConvTemplates,
     pub launch: LaunchModel,
+    pub memory_bound: MemoryBoundTemplates,
 }
 
 /// All known GPUs and architectures, built-in plus user additions.
@@ -103,6 +104,7 @@ impl Registry {
                 "attention.toml" => templates.attention = parse_toml(&path, text)?,
                 "conv.toml" => templates.conv = parse_toml(&path, text)?,
                 "launch.toml" => templates.launch = parse_toml(&path, text)?,
+                "memory_bound.toml" => templates.memory_bound = parse_toml(&path, text)?,
                 _ => {}
             }
         }

@@ -24,7 +24,7 @@ fn pick<'a>(t: &'a Templates, arch: &str, decode: bool, d: u64) -> Option<&'a At
     own.into_iter().min_by_key(|x| (x.max_head_dim, x.br))
 }
 
-pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype) -> Result<KernelEstimate> {
+pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm: bool) -> Result<KernelEstimate> {
     let Op::Attention { b, hq, hkv, sq, skv, d, causal } = *op else { unreachable!() };
     let mma_dtype = if dtype == Dtype::Fp32 { Dtype::Tf32 } else { dtype };
     let tensor = gpu.tensor_flop_per_clk(mma_dtype.name());
@@ -84,7 +84,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype) -> Resu
     let cta_cycles = steps_per_cta * step + gpu.isa.latency.dram_cycles + eff.cta_overhead_cycles;
     let sm_s = rounds * cta_cycles / hz;
 
-    let level = if memory::fits_l2(gpu, kv_bytes + qo_bytes) { Level::L2 } else { Level::Dram };
+    let level = if l2_warm && memory::fits_l2(gpu, kv_bytes + qo_bytes) { Level::L2 } else { Level::Dram };
     let inflight = (ctas as f64).min(sms * c) * 2.0 * tile.bc as f64 * d as f64 * e;
     let mem_s = memory::stream_seconds(gpu, level, kv_bytes + qo_bytes, inflight, clock);
     let (mut secs, bound) = if mem_s > sm_s {

@@ -9,7 +9,7 @@ use super::{Dtype, KernelEstimate, Op};
 use crate::error::{Error, Result};
 use crate::hw::{Gpu, Templates};
 
-pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype) -> Result<KernelEstimate> {
+pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm: bool) -> Result<KernelEstimate> {
     let Op::Conv2d { n, c, h, w, k, r, s, stride, pad } = *op else {
         unreachable!("conv::estimate called with {op:?}")
     };
@@ -23,7 +23,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype) -> Resu
         }
     };
     // Implicit GEMM is always available.
-    let mut e = gemm::estimate(gpu, templates, GemmProblem { b: 1, m: n * p * q, n: k, k: c * r * s, bias: false, dtype })?;
+    let mut e = gemm::estimate(gpu, templates, GemmProblem { b: 1, m: n * p * q, n: k, k: c * r * s, bias: false, dtype }, l2_warm)?;
     // The im2col gather re-reads each input pixel r·s times, mostly from L1/L2.
     e.tile = Some(format!("implicit_gemm:{}", e.tile.unwrap_or_default()));
     consider(e);
@@ -37,18 +37,22 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype) -> Resu
         let m = algo.winograd_m as u64;
         let alpha = m + r - 1;
         let tiles = n * p.div_ceil(m) * q.div_ceil(m);
-        let mut e = gemm::estimate(gpu, templates, GemmProblem { b: alpha * alpha, m: tiles, n: k, k: c, bias: false, dtype })?;
+        let mut e = gemm::estimate(gpu, templates, GemmProblem { b: alpha * alpha, m: tiles, n: k, k: c, bias: false, dtype }, l2_warm)?;
         // Input and output transforms: read the input, write the transformed tiles, and
         // the reverse for the output; the filter transform is small.
         let ein = memory_bound::estimate(
             gpu,
+            templates,
             &Op::Elementwise { func: "add".into(), numel: (alpha * alpha * tiles * c).max(n * c * h * w), inputs: 1 },
             dtype,
+            l2_warm,
         )?;
         let eout = memory_bound::estimate(
             gpu,
+            templates,
             &Op::Elementwise { func: "add".into(), numel: (alpha * alpha * tiles * k).max(n * k * p * q), inputs: 1 },
             dtype,
+            l2_warm,
         )?;
         e.kernel_ms += ein.kernel_ms + eout.kernel_ms;
         e.bytes += ein.bytes + eout.bytes;

@@ -94,7 +94,7 @@ struct Timed {
 }
 
 /// Time of one tile choice with split-k factor `split`.
-fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64, clock: f64) -> Option<Timed> {
+fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64, clock: f64, l2_warm: bool) -> Option<Timed> {
     let c = ctas_per_sm(gpu, tile, p.dtype);
     if c == 0 {
         return None;
@@ -135,7 +135,7 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
     let cols_in_wave = ceil_div(wave_ctas, grid_m).min(grid_n).max(1) as f64;
     let tiles_a = ctas as f64 * (tile.bm as f64 * k_per as f64 * bytes) / cols_in_wave;
     let tiles_b = ctas as f64 * (tile.bn as f64 * k_per as f64 * bytes) / rows_in_wave;
-    let mut dram_bytes = if memory::fits_l2(gpu, footprint) {
+    let mut dram_bytes = if l2_warm && memory::fits_l2(gpu, footprint) {
         0.0
     } else if memory::fits_l2(gpu, a / p.b as f64 + bmat / p.b as f64) {
         footprint
@@ -175,7 +175,7 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
     })
 }
 
-pub fn estimate(gpu: &Gpu, templates: &Templates, p: GemmProblem) -> Result<KernelEstimate> {
+pub fn estimate(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_warm: bool) -> Result<KernelEstimate> {
     let (path, rate) = math_rate(gpu, p.dtype)?;
     let tiles = candidates(templates, &gpu.profile.architecture, p.dtype, path);
     if tiles.is_empty() {
@@ -200,7 +200,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, p: GemmProblem) -> Result<Kern
         for split in splits {
             let util = ((grid * split) as f64 / sms as f64).min(1.0);
             let clock = sustained_mhz(gpu, activity, util);
-            if let Some(t) = time_tile(gpu, &p, tile, split, rate, clock) {
+            if let Some(t) = time_tile(gpu, &p, tile, split, rate, clock, l2_warm) {
                 if best.as_ref().map_or(true, |(b, _, _)| t.seconds < b.seconds) {
                     best = Some((t, tile, clock));
                 }
@@ -239,7 +239,7 @@ pub fn estimate_with_tile(gpu: &Gpu, _t: &Templates, tile: &GemmTile, m: u64, n:
     let p = GemmProblem { b: 1, m, n, k, bias: false, dtype };
     let activity = if path == MathPath::Tensor { Activity::Tensor } else { Activity::Ffma };
     let clock = sustained_mhz(gpu, activity, 1.0);
-    let t = time_tile(gpu, &p, tile, 1, rate, clock).ok_or_else(|| Error::Unsupported {
+    let t = time_tile(gpu, &p, tile, 1, rate, clock, false).ok_or_else(|| Error::Unsupported {
         gpu: gpu.key().to_string(),
         what: format!("tile {}", tile.name),
         why: "does not fit in one SM".into(),

@@ -1,26 +1,30 @@
 //! Kernels whose time is bytes moved: element-wise, norms, softmax, RoPE, embedding.
 //!
-//! Each op states the bytes it must read and write and the arithmetic per element; time
-//! is the larger of streaming those bytes (through L2 when the footprint stays resident,
-//! else DRAM, limited by bytes in flight for small grids) and the arithmetic.
+//! Each op states the bytes it must read and write and its arithmetic per element; how
+//! the library implements it (`kernels/memory_bound.toml`: load width, loads in flight,
+//! passes, index arithmetic) sets the bytes in flight. Time is the largest of streaming
+//! the bytes (through L2 when the footprint is warm in L2, else DRAM, with the bandwidth
+//! Little's law allows for those bytes in flight), the FMA-pipe and SFU arithmetic, and
+//! the integer issue work.
 
+use super::templates::MemoryBoundImpl;
 use super::{Bound, Dtype, KernelEstimate, Op};
 use crate::error::Result;
-use crate::hw::Gpu;
+use crate::hw::{Gpu, Templates};
 use crate::sim::clock::{sustained_mhz, Activity};
 use crate::sim::memory::{self, Level};
 
-/// What one op costs before timing: bytes, re-read bytes (second passes that hit L2),
-/// FFMA-pipe and SFU operations, and the threads it launches.
+/// What one op must do: bytes, FMA-pipe and SFU operations, elements.
 #[derive(Debug, Clone, Copy)]
 pub struct Traffic {
     pub read: f64,
     pub write: f64,
-    /// Extra passes over data just read (served from L2 when a row fits).
-    pub reread: f64,
     pub flops: f64,
     pub sfu: f64,
-    pub threads: f64,
+    /// Elements the kernel produces (threads × vector width).
+    pub elems: f64,
+    /// Tensors read per element (independent loads per thread).
+    pub inputs: f64,
 }
 
 /// Per-element arithmetic of element-wise functions: (FMA-pipe ops, SFU ops).
@@ -45,21 +49,11 @@ pub fn traffic(op: &Op, dtype: Dtype) -> Traffic {
             let n = *numel as f64;
             let (f, s) = fn_cost(func);
             let extra_write = if func == "dropout" { n } else { 0.0 }; // the mask
-            Traffic {
-                read: n * e * *inputs as f64,
-                write: n * e + extra_write,
-                reread: 0.0,
-                flops: n * f,
-                sfu: n * s,
-                threads: n / 4.0,
-            }
+            Traffic { read: n * e * *inputs as f64, write: n * e + extra_write, flops: n * f, sfu: n * s, elems: n, inputs: *inputs as f64 }
         }
         Op::Softmax { rows, cols } => {
             let n = (*rows * *cols) as f64;
-            // One warp per row keeps a short row in registers; long rows take a second
-            // pass (max, then sum and write) over data that stays in L2.
-            let reread = if *cols > 1024 { n * e } else { 0.0 };
-            Traffic { read: n * e, write: n * e, reread, flops: n * 5.0, sfu: n, threads: n / 4.0 }
+            Traffic { read: n * e, write: n * e, flops: n * 5.0, sfu: n, elems: n, inputs: 1.0 }
         }
         Op::Layernorm { rows, cols } | Op::Rmsnorm { rows, cols } => {
             let n = (*rows * *cols) as f64;
@@ -67,60 +61,77 @@ pub fn traffic(op: &Op, dtype: Dtype) -> Traffic {
             Traffic {
                 read: n * e + params * *cols as f64 * e,
                 write: n * e + *rows as f64 * 8.0,
-                reread: 0.0,
                 flops: n * 8.0,
                 sfu: *rows as f64,
-                threads: n / 4.0,
+                elems: n,
+                inputs: 1.0,
             }
         }
         Op::SiluMul { tokens, cols } => {
             let n = (*tokens * *cols) as f64;
-            Traffic { read: 2.0 * n * e, write: n * e, reread: 0.0, flops: n * 8.0, sfu: n * 2.0, threads: n / 2.0 }
+            Traffic { read: 2.0 * n * e, write: n * e, flops: n * 8.0, sfu: n * 2.0, elems: n, inputs: 1.0 }
         }
         Op::Rope { tokens, hq, hkv, d } => {
             let n = (*tokens * (*hq + *hkv) * *d) as f64;
-            // q and k rotated in place; cos/sin cache read once per token.
+            // q and k rotated in place; the cos/sin cache read once per token.
             let cache = (*tokens * *d) as f64 * e;
-            Traffic { read: n * e + cache, write: n * e, reread: 0.0, flops: n * 3.0, sfu: 0.0, threads: n / 2.0 }
+            Traffic { read: n * e + cache, write: n * e, flops: n * 3.0, sfu: 0.0, elems: n / 2.0, inputs: 1.0 }
         }
         Op::Embedding { tokens, dim, .. } => {
             let n = (*tokens * *dim) as f64;
-            Traffic { read: n * e + *tokens as f64 * 8.0, write: n * e, reread: 0.0, flops: 0.0, sfu: 0.0, threads: n / 4.0 }
+            Traffic { read: n * e + *tokens as f64 * 8.0, write: n * e, flops: 0.0, sfu: 0.0, elems: n, inputs: 1.0 }
         }
-        _ => Traffic { read: 0.0, write: 0.0, reread: 0.0, flops: 0.0, sfu: 0.0, threads: 1.0 },
+        _ => Traffic { read: 0.0, write: 0.0, flops: 0.0, sfu: 0.0, elems: 1.0, inputs: 1.0 },
     }
 }
 
-pub fn estimate(gpu: &Gpu, op: &Op, dtype: Dtype) -> Result<KernelEstimate> {
+/// The library implementation of an op, or a plain vectorised kernel when none is listed.
+fn implementation<'a>(t: &'a Templates, op: &str) -> MemoryBoundImpl {
+    t.memory_bound.op.iter().find(|i| i.op == op).cloned().unwrap_or(MemoryBoundImpl {
+        op: op.into(),
+        implementation: "generic vectorised kernel".into(),
+        vector_elems: 4,
+        loads_in_flight: 1,
+        passes: 1,
+        int_ops_per_elem: 2.0,
+        source: String::new(),
+    })
+}
+
+pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm: bool) -> Result<KernelEstimate> {
     let t = traffic(op, dtype);
+    let imp = implementation(templates, op.name());
     let bytes = t.read + t.write;
     let sms = gpu.sms();
     let eff = &gpu.isa.efficiency;
-    let util = (t.threads / (sms * gpu.profile.memory.max_threads_per_sm as f64)).min(1.0);
+    let max_threads = sms * gpu.profile.memory.max_threads_per_sm as f64;
+    let threads = (t.elems / imp.vector_elems as f64).ceil().max(1.0);
+    let util = (threads / max_threads).min(1.0);
     let clock = sustained_mhz(gpu, Activity::Memory, util);
-    // Bytes in flight: each resident thread keeps one 16-byte vector load outstanding,
-    // up to the architecture's per-SM limit.
-    let threads_resident = t.threads.min(sms * gpu.profile.memory.max_threads_per_sm as f64);
-    let inflight = (threads_resident * 16.0).min(sms * eff.bytes_in_flight_per_sm);
-    let footprint = bytes;
-    let level = if memory::fits_l2(gpu, footprint) { Level::L2 } else { Level::Dram };
-    let mem_s = memory::stream_seconds(gpu, level, bytes, inflight, clock)
-        + t.reread / memory::l2_bytes_per_s(gpu, clock);
-    let math_s = t.flops / (gpu.rates.ffma_flop_per_clk / 2.0 * sms * clock * 1e6);
-    let sfu_s = t.sfu / (gpu.rates.sfu_ops_per_clk * sms * clock * 1e6);
-    let (secs, bound) = if mem_s >= math_s.max(sfu_s) {
-        (mem_s, if level == Level::L2 { Bound::L2 } else { Bound::Dram })
-    } else if math_s >= sfu_s {
-        (math_s, Bound::Ffma)
-    } else {
-        (sfu_s, Bound::Sfu)
-    };
-    let ctas = (t.threads / 256.0).ceil().max(1.0) as u64;
+    let hz = clock * 1e6;
+    // Bytes in flight: every resident thread keeps its loads outstanding, up to the
+    // SM's limit on outstanding requests.
+    let per_thread = imp.vector_elems as f64 * dtype.bytes() * imp.loads_in_flight as f64 * t.inputs;
+    let inflight = (threads.min(max_threads) * per_thread).min(sms * eff.bytes_in_flight_per_sm);
+    let level = if l2_warm && memory::fits_l2(gpu, bytes) { Level::L2 } else { Level::Dram };
+    let reread = t.read * imp.passes.saturating_sub(1) as f64;
+    let mem_s = memory::stream_seconds(gpu, level, bytes, inflight, clock) + reread / memory::l2_bytes_per_s(gpu, clock);
+    let lanes = gpu.rates.ffma_flop_per_clk / 2.0 * sms * hz;
+    let math_s = t.flops / lanes;
+    let int_s = t.elems * imp.int_ops_per_elem / lanes;
+    let sfu_s = t.sfu / (gpu.rates.sfu_ops_per_clk * sms * hz);
+    let terms = [
+        (mem_s, if level == Level::L2 { Bound::L2 } else { Bound::Dram }),
+        (math_s + int_s, Bound::Ffma),
+        (sfu_s, Bound::Sfu),
+    ];
+    let (secs, bound) = terms.into_iter().fold((0.0, Bound::Dram), |a, b| if b.0 > a.0 { b } else { a });
+    let ctas = (threads / 256.0).ceil().max(1.0) as u64;
     let per_wave = (sms as u64 * (gpu.profile.memory.max_threads_per_sm as u64 / 256).max(1)).max(1);
     Ok(KernelEstimate {
         kernel_ms: secs * 1e3,
         bound,
-        tile: None,
+        tile: Some(imp.implementation.split(' ').take(2).collect::<Vec<_>>().join(" ")),
         ctas,
         waves: ctas.div_ceil(per_wave),
         clock_mhz: clock,

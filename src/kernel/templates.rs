@@ -120,3 +120,28 @@ impl Default for LaunchModel {
         LaunchModel { eager_op_us: 20.0, extra_launch_us: 5.0, sources: Default::default() }
     }
 }
+
+/// How a library implements one memory-bound op (`kernels/memory_bound.toml`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryBoundImpl {
+    pub op: String,
+    pub implementation: String,
+    /// Elements per load instruction of one thread.
+    pub vector_elems: u32,
+    /// Independent loads a thread keeps in flight (per input tensor for element-wise).
+    pub loads_in_flight: u32,
+    /// Passes over the data; passes after the first are served from L1/L2.
+    pub passes: u32,
+    /// Integer (index) instructions per element.
+    pub int_ops_per_elem: f64,
+    #[serde(default)]
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryBoundTemplates {
+    #[serde(default)]
+    pub op: Vec<MemoryBoundImpl>,
+}

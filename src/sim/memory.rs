@@ -42,7 +42,10 @@ pub fn stream_seconds(gpu: &Gpu, level: Level, bytes: f64, inflight_bytes: f64, 
     }
     let (bw, latency_s) = match level {
         Level::L2 => (l2_bytes_per_s(gpu, clock_mhz), gpu.isa.latency.l2_hit_cycles / (clock_mhz * 1e6)),
-        Level::Dram => (dram_bytes_per_s(gpu), gpu.isa.latency.dram_cycles / (clock_mhz * 1e6)),
+        Level::Dram => (
+            dram_bytes_per_s(gpu),
+            gpu.isa.latency.dram_cycles * gpu.isa.efficiency.dram_loaded_latency_factor / (clock_mhz * 1e6),
+        ),
     };
     let needed = bw * latency_s;
     let inflight = inflight_bytes.min(bytes).max(1.0);
