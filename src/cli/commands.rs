@@ -231,16 +231,16 @@ pub fn kernel_family(name: &str) -> &str {
     name
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn validate(
-    reg: &Registry,
-    traces: Option<PathBuf>,
-    gpu: Option<&str>,
-    op: Option<&str>,
-    leave_one_gpu_out: bool,
-    tiles: bool,
-    format: Format,
-) -> Result<String> {
+pub struct ValidateOptions {
+    pub traces: Option<PathBuf>,
+    pub gpu: Option<String>,
+    pub op: Option<String>,
+    pub leave_one_gpu_out: bool,
+    pub tiles: bool,
+    pub include_fit_rows: bool,
+}
+
+fn trace_dir(traces: Option<PathBuf>) -> Result<PathBuf> {
     let dir = traces.unwrap_or_else(default_traces);
     if !dir.is_dir() {
         return Err(Error::File {
@@ -248,40 +248,87 @@ pub fn validate(
             msg: "trace folder not found (pass --traces DIR or set PHANTOM_TRACES; the data is in shared/traces beside the checkout)".into(),
         });
     }
-    let gpu_filter = gpu.map(|g| reg.gpu(g).map(|g| g.key().to_string())).transpose()?;
-    if let Some(o) = op {
-        if !kernel::op::OP_NAMES.contains(&o) {
-            return Err(Error::UnknownOp { name: o.into(), suggestions: crate::error::closest(o, kernel::op::OP_NAMES.iter().copied()) });
+    Ok(dir)
+}
+
+fn read_kernel_traces(dir: &Path) -> Result<Vec<TraceFile>> {
+    let mut v = vec![];
+    for path in crate::trace::canonical::find_traces(dir)? {
+        let f = TraceFile::read(&path)?;
+        if f.kind == TraceKind::Kernels {
+            v.push(f);
         }
     }
-    let _ = leave_one_gpu_out;
+    Ok(v)
+}
+
+pub fn fit(mut reg: Registry, traces: Option<PathBuf>, write: Option<PathBuf>, sweeps: usize, format: Format) -> Result<String> {
+    use crate::validate::fit;
+    let dir = trace_dir(traces)?;
+    let files = read_kernel_traces(&dir)?;
+    let samples = fit::samples(&reg, &files, fit::is_fit_line);
+    eprintln!("fitting on {} fit rows from {}", samples.len(), dir.display());
+    let report = fit::fit(&mut reg, &samples, sweeps);
+    let mut t = Table::new(&["scope", "parameter", "value", "fit_rows", "median_abs_ln_error"]);
+    for ((scope, name), (v, rows, obj)) in &report.values {
+        t.push(vec![text(scope), text(name), num(*v), Value::from(*rows), num(*obj)]);
+    }
+    let mut out = t.render(format);
+    if let Some(repo) = write {
+        let cmd = format!("phantom-gpu fit --traces {} --sweeps {sweeps} --write .", dir.display());
+        for f in fit::write_back(&report, &repo, &cmd)? {
+            eprintln!("wrote {f}");
+        }
+    } else if format == Format::Table {
+        out += "\n(not written: pass --write REPO to store these in isa/ and kernels/launch.toml)\n";
+    }
+    Ok(out)
+}
+
+pub fn validate(reg: &Registry, o: &ValidateOptions, format: Format) -> Result<String> {
+    let dir = trace_dir(o.traces.clone())?;
+    let gpu_filter = o.gpu.as_deref().map(|g| reg.gpu(g).map(|g| g.key().to_string())).transpose()?;
+    if let Some(op) = o.op.as_deref() {
+        if !kernel::op::OP_NAMES.contains(&op) {
+            return Err(Error::UnknownOp { name: op.into(), suggestions: crate::error::closest(op, kernel::op::OP_NAMES.iter().copied()) });
+        }
+    }
+    let files = read_kernel_traces(&dir)?;
     let mut samples = vec![];
     let mut baseline_samples: BTreeMap<(GroupKey, String), Vec<f64>> = BTreeMap::new();
     let mut tile_hits: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
-    for path in crate::trace::canonical::find_traces(&dir)? {
-        let file = TraceFile::read(&path)?;
-        if file.kind != TraceKind::Kernels {
-            continue;
-        }
-        let mut sub = file.clone();
+    let mut fit_rows = 0usize;
+    // (gpu, file index, row index) of every scored row, for the leave-one-GPU-out pass.
+    let mut scored: Vec<(GroupKey, usize, usize, f64)> = vec![];
+    for (fi, file) in files.iter().enumerate() {
+        let path = &file.path;
         let keep: Vec<usize> = (0..file.rows.len())
             .filter(|&i| {
                 let r = file.kernel_row(&file.rows[i]);
                 gpu_filter.as_deref().map_or(true, |g| reg.gpu(r.gpu).map(|x| x.key() == g).unwrap_or(false))
-                    && op.map_or(true, |o| r.op == o)
+                    && o.op.as_deref().map_or(true, |op| r.op == op)
+            })
+            .collect();
+        let keep: Vec<usize> = keep
+            .into_iter()
+            .filter(|&i| {
+                let fit = crate::validate::fit::is_fit_line(file.lines[i]);
+                fit_rows += fit as usize;
+                o.include_fit_rows || !fit
             })
             .collect();
         if keep.is_empty() {
             continue;
         }
+        let mut sub = file.clone();
         sub.rows = keep.iter().map(|&i| file.rows[i].clone()).collect();
         sub.lines = keep.iter().map(|&i| file.lines[i]).collect();
         let rows = replay_file(reg, &sub, None);
         let stem = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let pred_path = path.with_file_name(stem.replace(".csv", "_predictions.csv"));
         let baselines = if pred_path.exists() { load_op_baselines(&pred_path) } else { HashMap::new() };
-        for (rec, r) in sub.rows.iter().zip(&rows) {
+        for ((rec, r), &orig) in sub.rows.iter().zip(&rows).zip(&keep) {
             let k = sub.kernel_row(rec);
             let (Some(p), Some(m)) = (r.predicted_ms, k.measured_ms) else {
                 *skipped.entry(format!("{}: {}", k.gpu, r.status)).or_default() += 1;
@@ -293,7 +340,7 @@ pub fn validate(
                     baseline_samples.entry((key.clone(), pred.clone())).or_default().push(validate::metrics::pct_error(*v, m).abs());
                 }
             }
-            if tiles {
+            if o.tiles {
                 if let (Some(name), Some(tile)) = (tag(k.tags, "kernel"), r.tile.as_deref()) {
                     let e = tile_hits.entry(format!("{}|{}", k.gpu, k.op)).or_default();
                     e.1 += 1;
@@ -303,6 +350,7 @@ pub fn validate(
                     }
                 }
             }
+            scored.push((key.clone(), fi, orig, m));
             samples.push((key, p, m));
         }
     }
@@ -316,6 +364,7 @@ pub fn validate(
             }
         }
     }
+    let logo = if o.leave_one_gpu_out { Some(leave_one_gpu_out(&files, &scored)?) } else { None };
     let predictors: Vec<String> = {
         let mut v: Vec<String> = baseline_samples.keys().map(|(_, p)| p.clone()).collect();
         v.sort();
@@ -323,23 +372,40 @@ pub fn validate(
         v
     };
     let mut headers: Vec<String> = ["source", "gpu", "op", "dtype", "rows", "median_ape", "p90_ape", "bias"].iter().map(|s| s.to_string()).collect();
+    if logo.is_some() {
+        headers.extend(["logo_median_ape".to_string(), "logo_p90_ape".to_string()]);
+    }
     headers.extend(predictors.iter().map(|p| format!("{p}_median_ape")));
     let mut t = Table { headers, rows: vec![] };
     for s in &stats {
         let mut row = vec![text(&s.key.source), text(&s.key.gpu), text(&s.key.op), text(&s.key.dtype), Value::from(s.rows), num(s.median_ape), num(s.p90_ape), num(s.bias)];
+        if let Some(l) = &logo {
+            match l.get(&s.key) {
+                Some(x) => row.extend([num(x.median_ape), num(x.p90_ape)]),
+                None => row.extend([Value::Null, Value::Null]),
+            }
+        }
         row.extend(predictors.iter().map(|p| s.baselines.get(p).copied().map(num).unwrap_or(Value::Null)));
         t.push(row);
     }
     let mut out = t.render(format);
     if format == Format::Table {
         out += "\nAPE = |predicted - measured| / measured, %; bias = median signed error, % (+ = predicted too slow).\n";
+        if o.include_fit_rows {
+            out += &format!("Includes the {fit_rows} fit rows (one in {}), which the fitted parameters saw.\n", crate::validate::fit::FIT_EVERY);
+        } else {
+            out += &format!("Scored on report rows only: the {fit_rows} fit rows (line % {} == 0) are excluded.\n", crate::validate::fit::FIT_EVERY);
+        }
+        if logo.is_some() {
+            out += "logo_* = leave-one-GPU-out: every fitted parameter refitted without that GPU's rows, then scored on it.\n";
+        }
         if !skipped.is_empty() {
             out += "Rows not simulated:\n";
             for (why, n) in &skipped {
                 out += &format!("  {n:>7}  {why}\n");
             }
         }
-        if tiles {
+        if o.tiles {
             out += "\nTile selector vs the library's kernel (rows with a recorded kernel name):\n";
             let mut tt = Table::new(&["gpu|op", "rows", "agree", "agree_pct"]);
             for (k, (hit, n)) in &tile_hits {
@@ -349,4 +415,29 @@ pub fn validate(
         }
     }
     Ok(out)
+}
+
+/// For each GPU: a fresh registry, every parameter refitted on the other GPUs' fit rows,
+/// then that GPU's scored rows predicted.
+fn leave_one_gpu_out(files: &[TraceFile], scored: &[(GroupKey, usize, usize, f64)]) -> Result<HashMap<GroupKey, validate::GroupStats>> {
+    use crate::validate::fit;
+    let base = Registry::builtin()?;
+    let all = fit::samples(&base, files, fit::is_fit_line);
+    let gpus: std::collections::BTreeSet<String> = scored.iter().filter_map(|(k, ..)| base.gpu(&k.gpu).ok().map(|g| g.key().to_string())).collect();
+    let mut errs: BTreeMap<GroupKey, Vec<f64>> = BTreeMap::new();
+    let pb = progress(gpus.len() as u64, "leave-one-GPU-out refits");
+    for g in &gpus {
+        let mut reg = Registry::builtin()?;
+        let train: Vec<fit::Sample> = all.iter().filter(|s| &s.gpu != g).cloned().collect();
+        fit::fit(&mut reg, &train, 2);
+        for (key, fi, ri, m) in scored.iter().filter(|(k, ..)| base.gpu(&k.gpu).map(|x| x.key() == g).unwrap_or(false)) {
+            let r = validate::replay::replay_row(&reg, &files[*fi], *ri, None);
+            if let Some(p) = r.predicted_ms {
+                errs.entry(key.clone()).or_default().push(validate::metrics::pct_error(p, *m));
+            }
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    Ok(errs.into_iter().map(|(k, v)| (k.clone(), validate::metrics::stats(k, v))).collect())
 }

@@ -96,6 +96,22 @@ pub enum Command {
         /// Also report the tile selector's agreement with the kernel names in the traces.
         #[arg(long)]
         tiles: bool,
+        /// Also score the fit rows (one row in ten), which the fitted parameters saw.
+        #[arg(long)]
+        include_fit_rows: bool,
+    },
+    /// Fit the per-architecture efficiency parameters and the host launch cost on the fit
+    /// rows of the traces (one row in ten), and optionally write them into isa/ and kernels/.
+    #[command(after_help = "Examples:\n  phantom-gpu fit --traces ../shared/traces\n  phantom-gpu fit --traces ../shared/traces --write .")]
+    Fit {
+        #[arg(long)]
+        traces: Option<PathBuf>,
+        /// Write the values into REPO/isa/*.toml and REPO/kernels/launch.toml.
+        #[arg(long, value_name = "REPO")]
+        write: Option<PathBuf>,
+        /// Coordinate-descent sweeps.
+        #[arg(long, default_value = "2")]
+        sweeps: usize,
     },
 }
 
@@ -115,15 +131,19 @@ pub fn run(cli: Cli) -> Result<()> {
             commands::predict(&reg, op, gpu, dtype, shape, timing, cli.global.format)?
         }
         Command::Replay { files, gpu } => commands::replay(&reg, files, gpu.as_deref(), cli.global.format)?,
-        Command::Validate { traces, gpu, op, leave_one_gpu_out, tiles } => commands::validate(
+        Command::Validate { traces, gpu, op, leave_one_gpu_out, tiles, include_fit_rows } => commands::validate(
             &reg,
-            traces.clone(),
-            gpu.as_deref(),
-            op.as_deref(),
-            *leave_one_gpu_out,
-            *tiles,
+            &commands::ValidateOptions {
+                traces: traces.clone(),
+                gpu: gpu.clone(),
+                op: op.clone(),
+                leave_one_gpu_out: *leave_one_gpu_out,
+                tiles: *tiles,
+                include_fit_rows: *include_fit_rows,
+            },
             cli.global.format,
         )?,
+        Command::Fit { traces, write, sweeps } => commands::fit(reg.clone(), traces.clone(), write.clone(), *sweeps, cli.global.format)?,
     };
     match &cli.global.output {
         Some(path) => std::fs::write(path, out).map_err(|e| Error::Io { path: path.clone(), source: e }),

@@ -49,7 +49,7 @@ impl Gpu {
             return None;
         }
         let half = self.profile.tensor_fp32_accumulate_half_rate
-            && matches!(dtype, "fp16" | "bf16" | "fp8");
+            && matches!(dtype, "fp16" | "bf16" | "fp8" | "tf32");
         Some(if half { r / 2.0 } else { r })
     }
 }
@@ -219,6 +219,17 @@ impl Registry {
 
     pub fn isa(&self, arch: &str) -> Option<&Arc<Isa>> {
         self.isas.get(arch)
+    }
+
+    /// Replaces one architecture's ISA table (for fitting), updating every GPU of it.
+    pub fn replace_isa(&mut self, isa: Isa) {
+        let arc = Arc::new(isa);
+        for g in self.gpus.values_mut() {
+            if g.profile.architecture == arc.architecture {
+                g.isa = arc.clone();
+            }
+        }
+        self.isas.insert(arc.architecture.clone(), arc);
     }
 
     pub fn isas(&self) -> impl Iterator<Item = &Arc<Isa>> {

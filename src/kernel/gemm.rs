@@ -56,7 +56,7 @@ fn math_rate(gpu: &Gpu, dtype: Dtype) -> Result<(MathPath, f64)> {
 /// Tiles the library would consider: this architecture's for the dtype and path, or,
 /// for an architecture without its own list, every architecture's.
 fn candidates<'a>(t: &'a Templates, arch: &str, dtype: Dtype, path: MathPath) -> Vec<&'a GemmTile> {
-    let lookup = if dtype == Dtype::Tf32 && path == MathPath::Ffma { "fp32" } else { dtype.name() };
+    let lookup = if path == MathPath::Ffma { "fp32" } else { dtype.name() };
     let fits = |tile: &&GemmTile| tile.path == path && tile.dtypes.iter().any(|d| d == lookup);
     let own: Vec<_> = t.gemm.tile.iter().filter(fits).filter(|tile| tile.archs.iter().any(|a| a == arch)).collect();
     if !own.is_empty() {

@@ -1,0 +1,303 @@
+//! Fitting the few efficiency parameters on named training rows, and the leave-one-GPU-out
+//! refit that scores GPUs no parameter saw.
+//!
+//! Rows are split deterministically: a row whose line number is a multiple of
+//! `FIT_EVERY` belongs to the fit set, every other row to the report set. `validate`
+//! reports only report rows, so no accuracy figure comes from a row a parameter was
+//! fitted on. Per-architecture parameters are fitted on that architecture's fit rows;
+//! an architecture with no rows (a GPU nobody measured) takes the median of the fitted
+//! architectures' values.
+
+use crate::hw::{Isa, Registry};
+use crate::kernel::{self, Context, Dtype, Op, Timing};
+use crate::trace::canonical::{TraceFile, TraceKind};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One row in `FIT_EVERY` (by line number) is a fit row.
+pub const FIT_EVERY: usize = 10;
+/// At most this many fit rows per (GPU, op) group, evenly spaced, to keep fits fast.
+const MAX_ROWS_PER_GROUP: usize = 600;
+
+pub fn is_fit_line(line: usize) -> bool {
+    line % FIT_EVERY == 0
+}
+
+/// A parsed trace row ready to predict many times.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub gpu: String,
+    pub arch: String,
+    pub op: Op,
+    pub dtype: Dtype,
+    pub ctx: Context,
+    pub measured_ms: f64,
+}
+
+/// Parses the rows of kernel traces that `keep(line)` selects and whose GPU is known.
+pub fn samples(reg: &Registry, files: &[TraceFile], keep: impl Fn(usize) -> bool) -> Vec<Sample> {
+    let mut out = vec![];
+    for f in files.iter().filter(|f| f.kind == TraceKind::Kernels) {
+        for (rec, &line) in f.rows.iter().zip(&f.lines) {
+            if !keep(line) {
+                continue;
+            }
+            let r = f.kernel_row(rec);
+            let (Ok(gpu), Ok(op), Ok(dtype), Ok(timing), Some(m)) =
+                (reg.gpu(r.gpu), Op::parse(r.op, r.shape), Dtype::parse(r.dtype), Timing::parse(r.timing), r.measured_ms)
+            else {
+                continue;
+            };
+            if m <= 0.0 {
+                continue;
+            }
+            out.push(Sample {
+                gpu: gpu.key().to_string(),
+                arch: gpu.profile.architecture.clone(),
+                op,
+                dtype,
+                ctx: Context::for_timing(timing),
+                measured_ms: m,
+            });
+        }
+    }
+    // Thin large groups evenly.
+    let mut groups: BTreeMap<(String, &'static str), Vec<Sample>> = BTreeMap::new();
+    for s in out {
+        groups.entry((s.gpu.clone(), s.op.name())).or_default().push(s);
+    }
+    groups
+        .into_values()
+        .flat_map(|v| {
+            let step = v.len().div_ceil(MAX_ROWS_PER_GROUP).max(1);
+            v.into_iter().step_by(step).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Median |ln(predicted / measured)| over samples: robust, symmetric in over/under.
+pub fn objective(reg: &Registry, samples: &[&Sample]) -> f64 {
+    let mut errs: Vec<f64> = samples
+        .par_iter()
+        .filter_map(|s| {
+            let g = reg.gpu(&s.gpu).ok()?;
+            let p = kernel::predict_in(g, &reg.templates, &s.op, s.dtype, s.ctx).ok()?;
+            Some((p.predicted_ms / s.measured_ms).ln().abs())
+        })
+        .collect();
+    if errs.is_empty() {
+        return f64::INFINITY;
+    }
+    errs.sort_by(f64::total_cmp);
+    errs[errs.len() / 2]
+}
+
+/// A fitted parameter: where it lives and its physical range.
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    pub name: &'static str,
+    pub lo: f64,
+    pub hi: f64,
+    /// Which rows inform it: ops of these kinds (empty = all).
+    pub ops: &'static [&'static str],
+    /// Only rows of this timing (None = all).
+    pub timing: Option<Timing>,
+}
+
+/// Per-architecture parameters, in fitting order.
+pub const ARCH_PARAMS: &[Param] = &[
+    Param { name: "ffma_issue", lo: 0.3, hi: 1.0, ops: &["gemm", "conv2d"], timing: None },
+    Param { name: "tensor_issue", lo: 0.3, hi: 1.0, ops: &["gemm", "conv2d", "attention"], timing: None },
+    Param { name: "dram_loaded_latency_factor", lo: 1.0, hi: 4.0, ops: &["elementwise", "softmax", "layernorm", "rmsnorm", "silu_mul", "rope", "embedding"], timing: None },
+    Param { name: "cta_overhead_cycles", lo: 100.0, hi: 20000.0, ops: &["gemm", "conv2d", "attention"], timing: None },
+];
+
+/// Host parameters (one value for every GPU): fitted on op-timed rows.
+pub const HOST_PARAMS: &[Param] = &[Param { name: "eager_op_us", lo: 3.0, hi: 80.0, ops: &[], timing: Some(Timing::Op) }];
+
+pub fn get(isa: &Isa, name: &str) -> f64 {
+    let e = &isa.efficiency;
+    match name {
+        "ffma_issue" => e.ffma_issue,
+        "tensor_issue" => e.tensor_issue,
+        "dram_loaded_latency_factor" => e.dram_loaded_latency_factor,
+        "cta_overhead_cycles" => e.cta_overhead_cycles,
+        _ => unreachable!("unknown parameter {name}"),
+    }
+}
+
+pub fn set(isa: &mut Isa, name: &str, v: f64) {
+    let e = &mut isa.efficiency;
+    match name {
+        "ffma_issue" => e.ffma_issue = v,
+        "tensor_issue" => e.tensor_issue = v,
+        "dram_loaded_latency_factor" => e.dram_loaded_latency_factor = v,
+        "cta_overhead_cycles" => e.cta_overhead_cycles = v,
+        _ => unreachable!("unknown parameter {name}"),
+    }
+}
+
+fn relevant<'a>(samples: &'a [Sample], p: &Param, arch: Option<&str>) -> Vec<&'a Sample> {
+    samples
+        .iter()
+        .filter(|s| arch.map_or(true, |a| s.arch == a))
+        .filter(|s| p.ops.is_empty() || p.ops.contains(&s.op.name()))
+        .filter(|s| p.timing.map_or(true, |t| s.ctx.timing == t))
+        .collect()
+}
+
+/// Golden-section search on a log scale for the value minimising `f`.
+fn golden(lo: f64, hi: f64, mut f: impl FnMut(f64) -> f64) -> f64 {
+    let (mut a, mut b) = (lo.ln(), hi.ln());
+    let r = (5f64.sqrt() - 1.0) / 2.0;
+    let mut c = b - r * (b - a);
+    let mut d = a + r * (b - a);
+    let (mut fc, mut fd) = (f(c.exp()), f(d.exp()));
+    for _ in 0..18 {
+        if fc < fd {
+            b = d;
+            d = c;
+            fd = fc;
+            c = b - r * (b - a);
+            fc = f(c.exp());
+        } else {
+            a = c;
+            c = d;
+            fc = fd;
+            d = a + r * (b - a);
+            fd = f(d.exp());
+        }
+    }
+    ((a + b) / 2.0).exp()
+}
+
+/// What a fit produced, for printing and writing back.
+#[derive(Debug, Clone, Default)]
+pub struct FitReport {
+    /// (architecture or "host", parameter) → (value, rows used, objective after); rows 0
+    /// means pooled from the fitted architectures.
+    pub values: BTreeMap<(String, String), (f64, usize, f64)>,
+    pub gpus: BTreeSet<String>,
+}
+
+/// Fits host and per-architecture parameters in place on `samples`.
+pub fn fit(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitReport {
+    let mut report = FitReport { gpus: samples.iter().map(|s| s.gpu.clone()).collect(), ..Default::default() };
+    let archs: BTreeSet<String> = samples.iter().map(|s| s.arch.clone()).collect();
+    for _ in 0..sweeps {
+        for p in HOST_PARAMS {
+            let rows = relevant(samples, p, None);
+            if rows.is_empty() {
+                continue;
+            }
+            let v = golden(p.lo, p.hi, |v| {
+                let mut r = reg.clone();
+                r.templates.launch.eager_op_us = v;
+                objective(&r, &rows)
+            });
+            reg.templates.launch.eager_op_us = v;
+            report.values.insert(("host".into(), p.name.into()), (v, rows.len(), objective(reg, &rows)));
+        }
+        for arch in &archs {
+            for p in ARCH_PARAMS {
+                let rows = relevant(samples, p, Some(arch));
+                // Tensor parameters need tensor rows; FFMA ones FFMA rows.
+                let rows: Vec<&Sample> = rows
+                    .into_iter()
+                    .filter(|s| match p.name {
+                        "ffma_issue" => s.dtype == Dtype::Fp32,
+                        "tensor_issue" => s.dtype != Dtype::Fp32,
+                        _ => true,
+                    })
+                    .collect();
+                if rows.len() < 20 {
+                    continue;
+                }
+                let base = (**reg.isa(arch).expect("arch of a sample")).clone();
+                let v = golden(p.lo, p.hi, |v| {
+                    let mut isa = base.clone();
+                    set(&mut isa, p.name, v);
+                    let mut r = reg.clone();
+                    r.replace_isa(isa);
+                    objective(&r, &rows)
+                });
+                let mut isa = base;
+                set(&mut isa, p.name, v);
+                reg.replace_isa(isa);
+                report.values.insert((arch.clone(), p.name.into()), (v, rows.len(), objective(reg, &rows)));
+            }
+        }
+    }
+    pool_unfitted(reg, &mut report);
+    report
+}
+
+/// Architectures with no fit rows for a parameter take the median of the fitted ones.
+fn pool_unfitted(reg: &mut Registry, report: &mut FitReport) {
+    let all: Vec<String> = reg.isas().map(|i| i.architecture.clone()).collect();
+    for p in ARCH_PARAMS {
+        let mut fitted: Vec<f64> = report
+            .values
+            .iter()
+            .filter(|((a, n), (_, rows, _))| n == p.name && a != "host" && *rows > 0)
+            .map(|(_, (v, _, _))| *v)
+            .collect();
+        if fitted.is_empty() {
+            continue;
+        }
+        fitted.sort_by(f64::total_cmp);
+        let pooled = fitted[fitted.len() / 2];
+        for arch in &all {
+            let key = (arch.clone(), p.name.to_string());
+            if !report.values.contains_key(&key) {
+                let mut isa = (**reg.isa(arch).unwrap()).clone();
+                set(&mut isa, p.name, pooled);
+                reg.replace_isa(isa);
+                report.values.insert(key, (pooled, 0, f64::NAN));
+            }
+        }
+    }
+}
+
+/// Writes fitted values into the ISA files' `[efficiency]` tables and the launch file,
+/// with a `[sources]` line per value naming the command and rows that produced it.
+pub fn write_back(report: &FitReport, repo: &std::path::Path, command: &str) -> crate::Result<Vec<String>> {
+    use toml_edit::{value, DocumentMut};
+    let mut written = vec![];
+    let gpus: Vec<&str> = report.gpus.iter().map(String::as_str).collect();
+    let mut by_file: BTreeMap<std::path::PathBuf, Vec<(&str, f64, usize, f64)>> = BTreeMap::new();
+    for ((scope, name), (v, rows, obj)) in &report.values {
+        let path = if scope == "host" { repo.join("kernels/launch.toml") } else { repo.join(format!("isa/{scope}.toml")) };
+        by_file.entry(path).or_default().push((name, *v, *rows, *obj));
+    }
+    for (path, values) in by_file {
+        let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::Io { path: path.clone(), source: e })?;
+        let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| crate::Error::File {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        let host = path.ends_with("launch.toml");
+        for (name, v, rows, obj) in values {
+            let rounded = (v * 1e4).round() / 1e4;
+            let how = if rows == 0 {
+                format!("pooled: median of the fitted architectures' values (no fit rows for this architecture); `{command}`")
+            } else {
+                format!(
+                    "fitted by `{command}` on {rows} fit rows (line % {FIT_EVERY} == 0) of the traces' GPUs {}; median |ln(pred/meas)| after fit {:.3}",
+                    gpus.join(", "),
+                    obj
+                )
+            };
+            if host {
+                doc[name] = value(rounded);
+                doc["sources"][name] = value(how);
+            } else {
+                doc["efficiency"][name] = value(rounded);
+                doc["sources"][&format!("efficiency.{name}")] = value(how);
+            }
+        }
+        std::fs::write(&path, doc.to_string()).map_err(|e| crate::Error::Io { path: path.clone(), source: e })?;
+        written.push(path.display().to_string());
+    }
+    Ok(written)
+}
