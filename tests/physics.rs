@@ -11,6 +11,12 @@ fn gemm(m: u64, n: u64, k: u64) -> Op {
     Op::Gemm { b: 1, m, n, k, bias: false }
 }
 
+/// The DRAM ceiling: the spec, or a measured figure where one ran above it (H100 PCIe).
+fn dram_peak(gpu: &phantom_gpu::hw::Gpu) -> f64 {
+    let m = &gpu.profile.memory;
+    m.dram_bandwidth_gbs.max(m.dram_bandwidth_measured_gbs.unwrap_or(0.0))
+}
+
 const SIZES: &[u64] = &[1, 7, 64, 128, 300, 1024, 4096, 16384];
 
 #[test]
@@ -34,7 +40,7 @@ fn no_prediction_beats_peak_flops_or_dram_bandwidth() {
                         let p = kernel::predict(gpu, &reg.templates, &gemm(m, n, k), dtype, Timing::Kernel).unwrap();
                         assert!(p.predicted_ms.is_finite() && p.predicted_ms > 0.0);
                         assert!(p.tflops <= peak_tflops * 1.0001, "{} {dtype} {m}x{n}x{k}: {} > peak {}", gpu.key(), p.tflops, peak_tflops);
-                        assert!(p.gbs <= gpu.profile.memory.dram_bandwidth_gbs * 1.0001, "{} gemm {m}x{n}x{k}: {} GB/s", gpu.key(), p.gbs);
+                        assert!(p.gbs <= dram_peak(gpu) * 1.0001, "{} gemm {m}x{n}x{k}: {} GB/s", gpu.key(), p.gbs);
                     }
                 }
             }
@@ -42,7 +48,7 @@ fn no_prediction_beats_peak_flops_or_dram_bandwidth() {
         for numel in [1u64, 1000, 1 << 20, 1 << 28] {
             let op = Op::Elementwise { func: "add".into(), numel, inputs: 2 };
             let p = kernel::predict(gpu, &reg.templates, &op, Dtype::Fp16, Timing::Kernel).unwrap();
-            assert!(p.gbs <= gpu.profile.memory.dram_bandwidth_gbs * 1.0001, "{}: {} GB/s", gpu.key(), p.gbs);
+            assert!(p.gbs <= dram_peak(gpu) * 1.0001, "{}: {} GB/s", gpu.key(), p.gbs);
         }
     }
 }
@@ -128,9 +134,9 @@ fn clock_falls_under_power_limit_for_tensor_work() {
 
 #[test]
 fn every_profile_peak_matches_its_isa_rates() {
-    // ISA per-SM rates × SMs × boost clock reproduce the vendor's peak within 6% (vendor
-    // peaks are quoted at slightly different clocks; H100/B200 tensor peaks at a lower
-    // tensor clock, hence the larger tolerance for those).
+    // ISA per-SM rates × SMs × boost clock reproduce the vendor's peak: within 12% for
+    // FP32; for tensor peaks, which Hopper/Blackwell boards quote at a lower tensor clock
+    // than their boost clock (H100 NVL: 1545 of 1785 MHz), from -12% to +20%.
     let reg = reg();
     for g in reg.gpus() {
         let clk = g.profile.compute.boost_clock_mhz * 1e6;
@@ -140,7 +146,7 @@ fn every_profile_peak_matches_its_isa_rates() {
         }
         if let (Some(peak), Some(r)) = (g.profile.peaks.fp16_tensor_tflops, g.tensor_flop_per_clk("fp16")) {
             let ours = r * g.sms() * clk / 1e12;
-            assert!((ours / peak - 1.0).abs() < 0.15, "{} fp16 tensor: ours {ours:.1} vs vendor {peak}", g.key());
+            assert!(ours / peak > 0.88 && ours / peak < 1.2, "{} fp16 tensor: ours {ours:.1} vs vendor {peak}", g.key());
         }
     }
 }

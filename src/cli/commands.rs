@@ -92,6 +92,23 @@ pub fn predict(reg: &Registry, op: &str, gpus: &[String], dtype: &str, shape: &s
     Ok(t.render(format))
 }
 
+pub fn gemm_candidates(reg: &Registry, op: &str, gpus: &[String], dtype: &str, shape: &str, timing: &str, format: Format) -> Result<String> {
+    let Op::Gemm { b, m, n, k, bias } = Op::parse(op, shape)? else {
+        return Err(Error::Usage("--candidates applies to gemm".into()));
+    };
+    let dtype = Dtype::parse(dtype)?;
+    let ctx = kernel::Context::for_timing(Timing::parse(timing)?);
+    let mut t = Table::new(&["gpu", "tile", "split_k", "kernel_ms", "bound", "waves"]);
+    for g in gpus {
+        let g = reg.gpu(g)?;
+        let p = kernel::gemm::GemmProblem { b, m, n, k, bias, dtype };
+        for (name, split, ms, bound, waves) in kernel::gemm::candidates_timed(g, &reg.templates, p, ctx.l2_warm)? {
+            t.push(vec![text(g.key()), text(name), Value::from(split), num(ms), text(bound.name()), Value::from(waves)]);
+        }
+    }
+    Ok(t.render(format))
+}
+
 fn progress(total: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
     pb.set_style(
@@ -429,7 +446,7 @@ fn leave_one_gpu_out(files: &[TraceFile], scored: &[(GroupKey, usize, usize, f64
     for g in &gpus {
         let mut reg = Registry::builtin()?;
         let train: Vec<fit::Sample> = all.iter().filter(|s| &s.gpu != g).cloned().collect();
-        fit::fit(&mut reg, &train, 2);
+        fit::fit(&mut reg, &train, 4);
         for (key, fi, ri, m) in scored.iter().filter(|(k, ..)| base.gpu(&k.gpu).map(|x| x.key() == g).unwrap_or(false)) {
             let r = validate::replay::replay_row(&reg, &files[*fi], *ri, None);
             if let Some(p) = r.predicted_ms {

@@ -68,6 +68,9 @@ pub enum Command {
         /// `kernel` (GPU time only) or `op` (plus the host cost of one eager PyTorch call).
         #[arg(long, default_value = "kernel")]
         timing: String,
+        /// For gemm: list every tile and split-k the selector weighed, fastest first.
+        #[arg(long)]
+        candidates: bool,
     },
     /// Predict every row of canonical trace files, on each row's GPU or on --gpu.
     #[command(after_help = "With --format csv the output has every input column unchanged, then\n`predicted_ms` and `status` (empty when simulated, otherwise the reason), one row per input row.\n\nExamples:\n  phantom-gpu replay ../shared/traces/neusight.kernels.csv --format csv --output out.csv\n  phantom-gpu replay ../shared/traces/vidur.kernels.csv --gpu h100")]
@@ -110,7 +113,7 @@ pub enum Command {
         #[arg(long, value_name = "REPO")]
         write: Option<PathBuf>,
         /// Coordinate-descent sweeps.
-        #[arg(long, default_value = "2")]
+        #[arg(long, default_value = "4")]
         sweeps: usize,
     },
 }
@@ -127,8 +130,12 @@ pub fn run(cli: Cli) -> Result<()> {
     let out = match &cli.command {
         Command::ListGpus => commands::list_gpus(&reg, false, cli.global.format),
         Command::ListHardware { verbose } => commands::list_gpus(&reg, *verbose, cli.global.format),
-        Command::Predict { op, gpu, dtype, shape, timing } => {
-            commands::predict(&reg, op, gpu, dtype, shape, timing, cli.global.format)?
+        Command::Predict { op, gpu, dtype, shape, timing, candidates } => {
+            if *candidates {
+                commands::gemm_candidates(&reg, op, gpu, dtype, shape, timing, cli.global.format)?
+            } else {
+                commands::predict(&reg, op, gpu, dtype, shape, timing, cli.global.format)?
+            }
         }
         Command::Replay { files, gpu } => commands::replay(&reg, files, gpu.as_deref(), cli.global.format)?,
         Command::Validate { traces, gpu, op, leave_one_gpu_out, tiles, include_fit_rows } => commands::validate(

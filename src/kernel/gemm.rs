@@ -55,14 +55,20 @@ fn math_rate(gpu: &Gpu, dtype: Dtype) -> Result<(MathPath, f64)> {
 
 /// Tiles the library would consider: this architecture's for the dtype and path, or,
 /// for an architecture without its own list, every architecture's.
-fn candidates<'a>(t: &'a Templates, arch: &str, dtype: Dtype, path: MathPath) -> Vec<&'a GemmTile> {
+fn candidates<'a>(t: &'a Templates, gpu: &Gpu, dtype: Dtype, path: MathPath) -> Vec<&'a GemmTile> {
     let lookup = if path == MathPath::Ffma { "fp32" } else { dtype.name() };
-    let fits = |tile: &&GemmTile| tile.path == path && tile.dtypes.iter().any(|d| d == lookup);
-    let own: Vec<_> = t.gemm.tile.iter().filter(fits).filter(|tile| tile.archs.iter().any(|a| a == arch)).collect();
+    let arch = gpu.profile.architecture.as_str();
+    let usable = |tile: &&GemmTile| {
+        tile.path == path
+            && tile.dtypes.iter().any(|d| d == lookup)
+            && (tile.chips.is_empty() || tile.chips.iter().any(|c| *c == gpu.profile.chip))
+            && ctas_per_sm(gpu, tile, dtype) > 0
+    };
+    let own: Vec<_> = t.gemm.tile.iter().filter(usable).filter(|tile| tile.archs.iter().any(|a| a == arch)).collect();
     if !own.is_empty() {
         return own;
     }
-    t.gemm.tile.iter().filter(fits).collect()
+    t.gemm.tile.iter().filter(usable).collect()
 }
 
 /// CTAs of a tile that fit on one SM at once.
@@ -148,7 +154,7 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
         // Partial sums in fp32 written and read back by a reduction kernel.
         let partial = (p.b * p.m * p.n * split) as f64 * 4.0;
         dram_bytes += 2.0 * partial;
-        reduce_seconds = memory::stream_seconds(gpu, memory::Level::Dram, partial + cmat, partial, clock)
+        reduce_seconds = memory::stream_seconds(gpu, memory::Level::Dram, partial + cmat, partial + cmat, clock)
             + eff.kernel_floor_us * 1e-6;
         launches = 2;
     }
@@ -175,9 +181,42 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
     })
 }
 
+/// Every (tile, split-k) candidate with its modelled time in ms and bound, fastest first:
+/// what the selector weighed.
+pub fn candidates_timed(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_warm: bool) -> Result<Vec<(String, u64, f64, Bound, u64)>> {
+    let (path, rate) = math_rate(gpu, p.dtype)?;
+    let activity = if path == MathPath::Tensor { Activity::Tensor } else { Activity::Ffma };
+    let sms = gpu.profile.compute.sm_count as u64;
+    let mut out = vec![];
+    for tile in candidates(templates, gpu, p.dtype, path) {
+        for split in splits_for(&p, tile, sms) {
+            let grid = ceil_div(p.m, tile.bm as u64) * ceil_div(p.n, tile.bn as u64) * p.b;
+            let util = ((grid * split) as f64 / sms as f64).min(1.0);
+            let clock = sustained_mhz(gpu, activity, util);
+            if let Some(t) = time_tile(gpu, &p, tile, split, rate, clock, l2_warm) {
+                out.push((tile.name.clone(), split, t.seconds * 1e3, t.bound, t.waves));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.2.total_cmp(&b.2));
+    Ok(out)
+}
+
+/// Split-k factors worth trying: only when the grid leaves SMs idle and k is long.
+fn splits_for(p: &GemmProblem, tile: &GemmTile, sms: u64) -> Vec<u64> {
+    let grid = ceil_div(p.m, tile.bm as u64) * ceil_div(p.n, tile.bn as u64) * p.b;
+    let mut splits = vec![1u64];
+    for s in [2u64, 3, 4, 6, 8, 12, 16, 24, 32] {
+        if grid * s <= 2 * sms && p.k / s >= 256 {
+            splits.push(s);
+        }
+    }
+    splits
+}
+
 pub fn estimate(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_warm: bool) -> Result<KernelEstimate> {
     let (path, rate) = math_rate(gpu, p.dtype)?;
-    let tiles = candidates(templates, &gpu.profile.architecture, p.dtype, path);
+    let tiles = candidates(templates, gpu, p.dtype, path);
     if tiles.is_empty() {
         return Err(Error::Unsupported {
             gpu: gpu.key().to_string(),
@@ -191,13 +230,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_warm: bool)
     let mut best: Option<(Timed, &GemmTile, f64)> = None;
     for tile in tiles {
         let grid = ceil_div(p.m, tile.bm as u64) * ceil_div(p.n, tile.bn as u64) * p.b;
-        let mut splits = vec![1u64];
-        for s in [2u64, 3, 4, 6, 8, 12, 16, 24, 32] {
-            if grid * s <= 2 * sms && p.k / s >= 256 {
-                splits.push(s);
-            }
-        }
-        for split in splits {
+        for split in splits_for(&p, tile, sms) {
             let util = ((grid * split) as f64 / sms as f64).min(1.0);
             let clock = sustained_mhz(gpu, activity, util);
             if let Some(t) = time_tile(gpu, &p, tile, split, rate, clock, l2_warm) {

@@ -141,8 +141,9 @@ pub fn predict_in(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, ctx: 
     let host_ms = match timing {
         Timing::Kernel => 0.0,
         Timing::Op => {
-            (templates.launch.eager_op_us + (est.launches.saturating_sub(1)) as f64 * templates.launch.extra_launch_us)
-                / 1000.0
+            let l = &templates.launch;
+            let library = if matches!(op, Op::Gemm { .. } | Op::Conv2d { .. }) { l.library_call_us } else { 0.0 };
+            (l.eager_op_us + library + (est.launches.saturating_sub(1)) as f64 * l.extra_launch_us) / 1000.0
         }
     };
     let predicted_ms = est.kernel_ms + host_ms;

@@ -24,6 +24,10 @@ pub struct GemmTile {
     pub archs: Vec<String>,
     /// Operand dtypes it serves.
     pub dtypes: Vec<String>,
+    /// Only these chips of the architectures (empty = all), e.g. tcgen05 tiles on GB100
+    /// but not on the GB202 of the RTX 50 series.
+    #[serde(default)]
+    pub chips: Vec<String>,
     pub path: MathPath,
     pub bm: u32,
     pub bn: u32,
@@ -111,13 +115,16 @@ pub struct LaunchModel {
     pub eager_op_us: f64,
     /// Each further kernel the same call launches (µs).
     pub extra_launch_us: f64,
+    /// Extra host work of a call into cuBLAS/cuDNN (heuristics, descriptor set-up), µs.
+    #[serde(default)]
+    pub library_call_us: f64,
     #[serde(default)]
     pub sources: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for LaunchModel {
     fn default() -> Self {
-        LaunchModel { eager_op_us: 20.0, extra_launch_us: 5.0, sources: Default::default() }
+        LaunchModel { eager_op_us: 20.0, extra_launch_us: 5.0, library_call_us: 0.0, sources: Default::default() }
     }
 }
 

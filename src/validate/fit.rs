@@ -92,28 +92,51 @@ pub fn objective(reg: &Registry, samples: &[&Sample]) -> f64 {
     errs[errs.len() / 2]
 }
 
-/// A fitted parameter: where it lives and its physical range.
-#[derive(Debug, Clone, Copy)]
+/// A fitted parameter: its physical range and the rows that inform it (rows where it,
+/// and not something else, decides the time).
+#[derive(Clone, Copy)]
 pub struct Param {
     pub name: &'static str,
     pub lo: f64,
     pub hi: f64,
-    /// Which rows inform it: ops of these kinds (empty = all).
-    pub ops: &'static [&'static str],
-    /// Only rows of this timing (None = all).
-    pub timing: Option<Timing>,
+    pub rows: fn(&Sample) -> bool,
+}
+
+fn is_mem_op(s: &Sample) -> bool {
+    matches!(s.op.name(), "elementwise" | "softmax" | "layernorm" | "rmsnorm" | "silu_mul" | "rope" | "embedding")
+}
+
+/// Matrix work large enough that host cost and fixed overheads do not decide its time.
+fn big_matrix(s: &Sample, fp32: bool) -> bool {
+    matches!(s.op, Op::Gemm { .. }) && (s.dtype == Dtype::Fp32) == fp32 && s.op.flops() >= 2e9
+}
+
+fn mid_matrix(s: &Sample) -> bool {
+    matches!(s.op, Op::Gemm { .. } | Op::Conv2d { .. } | Op::Attention { .. }) && s.op.flops() < 2e9 && s.op.flops() >= 2e7
 }
 
 /// Per-architecture parameters, in fitting order.
 pub const ARCH_PARAMS: &[Param] = &[
-    Param { name: "ffma_issue", lo: 0.3, hi: 1.0, ops: &["gemm", "conv2d"], timing: None },
-    Param { name: "tensor_issue", lo: 0.3, hi: 1.0, ops: &["gemm", "conv2d", "attention"], timing: None },
-    Param { name: "dram_loaded_latency_factor", lo: 1.0, hi: 4.0, ops: &["elementwise", "softmax", "layernorm", "rmsnorm", "silu_mul", "rope", "embedding"], timing: None },
-    Param { name: "cta_overhead_cycles", lo: 100.0, hi: 20000.0, ops: &["gemm", "conv2d", "attention"], timing: None },
+    Param { name: "ffma_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, true) },
+    Param { name: "ffma_pj_per_flop", lo: 2.0, hi: 40.0, rows: |s| big_matrix(s, true) },
+    Param { name: "tensor_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, false) || (s.op.name() == "attention" && s.op.flops() >= 2e9) },
+    Param { name: "cta_overhead_cycles", lo: 100.0, hi: 20000.0, rows: mid_matrix },
+    Param { name: "dram_loaded_latency_factor", lo: 1.0, hi: 4.0, rows: is_mem_op },
 ];
 
 /// Host parameters (one value for every GPU): fitted on op-timed rows.
-pub const HOST_PARAMS: &[Param] = &[Param { name: "eager_op_us", lo: 3.0, hi: 80.0, ops: &[], timing: Some(Timing::Op) }];
+pub const HOST_PARAMS: &[Param] = &[
+    Param { name: "eager_op_us", lo: 3.0, hi: 80.0, rows: |s| s.ctx.timing == Timing::Op && is_mem_op(s) },
+    Param { name: "library_call_us", lo: 0.1, hi: 60.0, rows: |s| s.ctx.timing == Timing::Op && matches!(s.op, Op::Gemm { .. } | Op::Conv2d { .. }) && s.op.flops() < 2e7 },
+];
+
+fn host_set(reg: &mut Registry, name: &str, v: f64) {
+    match name {
+        "eager_op_us" => reg.templates.launch.eager_op_us = v,
+        "library_call_us" => reg.templates.launch.library_call_us = v,
+        _ => unreachable!("unknown host parameter {name}"),
+    }
+}
 
 pub fn get(isa: &Isa, name: &str) -> f64 {
     let e = &isa.efficiency;
@@ -122,6 +145,7 @@ pub fn get(isa: &Isa, name: &str) -> f64 {
         "tensor_issue" => e.tensor_issue,
         "dram_loaded_latency_factor" => e.dram_loaded_latency_factor,
         "cta_overhead_cycles" => e.cta_overhead_cycles,
+        "ffma_pj_per_flop" => isa.power.ffma_pj_per_flop,
         _ => unreachable!("unknown parameter {name}"),
     }
 }
@@ -133,17 +157,21 @@ pub fn set(isa: &mut Isa, name: &str, v: f64) {
         "tensor_issue" => e.tensor_issue = v,
         "dram_loaded_latency_factor" => e.dram_loaded_latency_factor = v,
         "cta_overhead_cycles" => e.cta_overhead_cycles = v,
+        "ffma_pj_per_flop" => isa.power.ffma_pj_per_flop = v,
         _ => unreachable!("unknown parameter {name}"),
     }
 }
 
+/// The TOML table a parameter lives in.
+pub fn table_of(name: &str) -> &'static str {
+    match name {
+        "ffma_pj_per_flop" => "power",
+        _ => "efficiency",
+    }
+}
+
 fn relevant<'a>(samples: &'a [Sample], p: &Param, arch: Option<&str>) -> Vec<&'a Sample> {
-    samples
-        .iter()
-        .filter(|s| arch.map_or(true, |a| s.arch == a))
-        .filter(|s| p.ops.is_empty() || p.ops.contains(&s.op.name()))
-        .filter(|s| p.timing.map_or(true, |t| s.ctx.timing == t))
-        .collect()
+    samples.iter().filter(|s| arch.map_or(true, |a| s.arch == a)).filter(|s| (p.rows)(s)).collect()
 }
 
 /// Golden-section search on a log scale for the value minimising `f`.
@@ -192,35 +220,30 @@ pub fn fit(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitReport {
             }
             let v = golden(p.lo, p.hi, |v| {
                 let mut r = reg.clone();
-                r.templates.launch.eager_op_us = v;
+                host_set(&mut r, p.name, v);
                 objective(&r, &rows)
             });
-            reg.templates.launch.eager_op_us = v;
+            host_set(reg, p.name, v);
             report.values.insert(("host".into(), p.name.into()), (v, rows.len(), objective(reg, &rows)));
         }
         for arch in &archs {
             for p in ARCH_PARAMS {
                 let rows = relevant(samples, p, Some(arch));
-                // Tensor parameters need tensor rows; FFMA ones FFMA rows.
-                let rows: Vec<&Sample> = rows
-                    .into_iter()
-                    .filter(|s| match p.name {
-                        "ffma_issue" => s.dtype == Dtype::Fp32,
-                        "tensor_issue" => s.dtype != Dtype::Fp32,
-                        _ => true,
-                    })
-                    .collect();
                 if rows.len() < 20 {
                     continue;
                 }
                 let base = (**reg.isa(arch).expect("arch of a sample")).clone();
-                let v = golden(p.lo, p.hi, |v| {
+                let eval = |v: f64| {
                     let mut isa = base.clone();
                     set(&mut isa, p.name, v);
                     let mut r = reg.clone();
                     r.replace_isa(isa);
                     objective(&r, &rows)
-                });
+                };
+                let found = golden(p.lo, p.hi, eval);
+                // Where the objective is flat (an unused power limit), keep the stated value.
+                let current = get(&base, p.name);
+                let v = if eval(found) < eval(current) - 1e-4 { found } else { current };
                 let mut isa = base;
                 set(&mut isa, p.name, v);
                 reg.replace_isa(isa);
@@ -292,8 +315,12 @@ pub fn write_back(report: &FitReport, repo: &std::path::Path, command: &str) -> 
                 doc[name] = value(rounded);
                 doc["sources"][name] = value(how);
             } else {
-                doc["efficiency"][name] = value(rounded);
-                doc["sources"][&format!("efficiency.{name}")] = value(how);
+                let table = table_of(name);
+                if !doc.contains_key(table) {
+                    doc[table] = toml_edit::table();
+                }
+                doc[table][name] = value(rounded);
+                doc["sources"][&format!("{table}.{name}")] = value(how);
             }
         }
         std::fs::write(&path, doc.to_string()).map_err(|e| crate::Error::Io { path: path.clone(), source: e })?;
