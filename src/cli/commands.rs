@@ -101,7 +101,7 @@ pub fn gemm_candidates(reg: &Registry, op: &str, gpus: &[String], dtype: &str, s
     let mut t = Table::new(&["gpu", "tile", "split_k", "kernel_ms", "bound", "waves"]);
     for g in gpus {
         let g = reg.gpu(g)?;
-        let p = kernel::gemm::GemmProblem { b, m, n, k, bias, dtype };
+        let p = kernel::gemm::GemmProblem::new(b, m, n, k, bias, dtype);
         for (name, split, ms, bound, waves) in kernel::gemm::candidates_timed(g, &reg.templates, p, ctx.l2_warm)? {
             t.push(vec![text(g.key()), text(name), Value::from(split), num(ms), text(bound.name()), Value::from(waves)]);
         }

@@ -20,8 +20,14 @@ fn pick<'a>(t: &'a Templates, arch: &str, decode: bool, d: u64) -> Option<&'a At
     if own.is_empty() {
         own = t.attention.tile.iter().filter(want).collect();
     }
-    // The smallest tile that supports this head dim is the one the library dispatches.
-    own.into_iter().min_by_key(|x| (x.max_head_dim, x.br))
+    // FlashAttention is the default library (FA3 on Hopper for prefill); within it the
+    // smallest tile that supports the head dim is the one it dispatches.
+    let rank = |x: &AttentionTile| match (x.kind.as_str(), x.name.starts_with("flash_")) {
+        ("fa3", _) => 0,
+        (_, true) => 1,
+        _ => 2,
+    };
+    own.into_iter().min_by_key(|x| (rank(x), x.max_head_dim, x.br))
 }
 
 pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm: bool) -> Result<KernelEstimate> {
@@ -53,7 +59,12 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
     } else {
         let row_blocks = ceil_div(sq, tile.br as u64);
         let mean_keys = attended_pairs(sq, skv, causal) / sq as f64;
-        (b * hq * row_blocks, (mean_keys / tile.bc as f64).ceil().max(1.0))
+        let steps = (mean_keys / tile.bc as f64).ceil().max(1.0);
+        let grid = b * hq * row_blocks;
+        // A grid smaller than the machine splits the keys across CTAs (FlashAttention's
+        // num_splits, FlashInfer's KV partitioning), keeping at least 4 steps per split.
+        let splits = (sms as u64).div_ceil(grid).clamp(1, ((steps / 4.0) as u64).max(1));
+        (grid * splits, (steps / splits as f64).ceil())
     };
     let smem = (tile.br as f64 + 2.0 * tile.bc as f64) * d as f64 * e;
     let c = (gpu.profile.memory.smem_per_sm_max_kib * 1024.0 / smem)
@@ -97,7 +108,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
         (sm_s, Bound::Latency)
     };
     let mut launches = 1;
-    if decode && ctas > b * hkv {
+    if (decode && ctas > b * hkv) || (!decode && ctas > b * hq * ceil_div(sq, tile.br as u64)) {
         // Split-KV partial outputs combined by a second kernel.
         secs += eff.kernel_floor_us * 1e-6;
         launches = 2;

@@ -23,7 +23,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
         }
     };
     // Implicit GEMM is always available.
-    let mut e = gemm::estimate(gpu, templates, GemmProblem { b: 1, m: n * p * q, n: k, k: c * r * s, bias: false, dtype }, l2_warm)?;
+    let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: gpu.isa.efficiency.conv_issue, ..GemmProblem::new(1, n * p * q, k, c * r * s, false, dtype) }, l2_warm)?;
     // The im2col gather re-reads each input pixel r·s times, mostly from L1/L2.
     e.tile = Some(format!("implicit_gemm:{}", e.tile.unwrap_or_default()));
     consider(e);
@@ -37,7 +37,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
         let m = algo.winograd_m as u64;
         let alpha = m + r - 1;
         let tiles = n * p.div_ceil(m) * q.div_ceil(m);
-        let mut e = gemm::estimate(gpu, templates, GemmProblem { b: alpha * alpha, m: tiles, n: k, k: c, bias: false, dtype }, l2_warm)?;
+        let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: gpu.isa.efficiency.conv_issue, ..GemmProblem::new(alpha * alpha, tiles, k, c, false, dtype) }, l2_warm)?;
         // Input and output transforms: read the input, write the transformed tiles, and
         // the reverse for the output; the filter transform is small.
         let ein = memory_bound::estimate(

@@ -23,6 +23,15 @@ pub struct GemmProblem {
     pub k: u64,
     pub bias: bool,
     pub dtype: Dtype,
+    /// Fraction of the main loop's issue slots left to the math (1 for a plain GEMM; less
+    /// when the loop also computes im2col addresses or transforms, as in convolution).
+    pub issue_share: f64,
+}
+
+impl GemmProblem {
+    pub fn new(b: u64, m: u64, n: u64, k: u64, bias: bool, dtype: Dtype) -> GemmProblem {
+        GemmProblem { b, m, n, k, bias, dtype, issue_share: 1.0 }
+    }
 }
 
 /// The math pipe a dtype runs on, with its FLOP per clock per SM.
@@ -123,7 +132,7 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
     let util = (warps / eff.warps_for_peak).min(1.0);
     let k_slices = tile.k_sliced.max(1) as f64;
     let _ = k_slices;
-    let math_step = conc * 2.0 * (tile.bm * tile.bn * tile.bk) as f64 / (rate * util);
+    let math_step = conc * 2.0 * (tile.bm * tile.bn * tile.bk) as f64 / (rate * p.issue_share * util);
     let load_step = conc * (tile.bm + tile.bn) as f64 * tile.bk as f64 * bytes / eff.l2_bytes_per_clk_per_sm;
     let latency_step = lat.l2_hit_cycles / (tile.stages.max(2) - 1) as f64;
     let step = math_step.max(load_step).max(latency_step);
@@ -269,7 +278,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_warm: bool)
 /// One GEMM with a given tile and no split-k: for tests and for explaining a choice.
 pub fn estimate_with_tile(gpu: &Gpu, _t: &Templates, tile: &GemmTile, m: u64, n: u64, k: u64, dtype: Dtype) -> Result<KernelEstimate> {
     let (path, rate) = math_rate(gpu, dtype)?;
-    let p = GemmProblem { b: 1, m, n, k, bias: false, dtype };
+    let p = GemmProblem::new(1, m, n, k, false, dtype);
     let activity = if path == MathPath::Tensor { Activity::Tensor } else { Activity::Ffma };
     let clock = sustained_mhz(gpu, activity, 1.0);
     let t = time_tile(gpu, &p, tile, 1, rate, clock, false).ok_or_else(|| Error::Unsupported {

@@ -170,7 +170,7 @@ pub fn predict_in(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, ctx: 
 /// GPU-side estimate for one op, dispatched by kind.
 pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm: bool) -> Result<KernelEstimate> {
     let mut est = match *op {
-        Op::Gemm { b, m, n, k, bias } => gemm::estimate(gpu, templates, gemm::GemmProblem { b, m, n, k, bias, dtype }, l2_warm)?,
+        Op::Gemm { b, m, n, k, bias } => gemm::estimate(gpu, templates, gemm::GemmProblem::new(b, m, n, k, bias, dtype), l2_warm)?,
         Op::Conv2d { .. } => conv::estimate(gpu, templates, op, dtype, l2_warm)?,
         Op::Attention { .. } => attention::estimate(gpu, templates, op, dtype, l2_warm)?,
         Op::AllReduce { .. } | Op::SendRecv { .. } => collective::estimate(gpu, op, dtype)?,

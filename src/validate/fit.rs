@@ -120,6 +120,7 @@ pub const ARCH_PARAMS: &[Param] = &[
     Param { name: "ffma_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, true) },
     Param { name: "ffma_pj_per_flop", lo: 2.0, hi: 40.0, rows: |s| big_matrix(s, true) },
     Param { name: "tensor_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, false) || (s.op.name() == "attention" && s.op.flops() >= 2e9) },
+    Param { name: "conv_issue", lo: 0.2, hi: 1.0, rows: |s| matches!(s.op, Op::Conv2d { .. }) && s.op.flops() >= 2e9 },
     Param { name: "cta_overhead_cycles", lo: 100.0, hi: 20000.0, rows: mid_matrix },
     Param { name: "dram_loaded_latency_factor", lo: 1.0, hi: 4.0, rows: is_mem_op },
 ];
@@ -145,6 +146,7 @@ pub fn get(isa: &Isa, name: &str) -> f64 {
         "tensor_issue" => e.tensor_issue,
         "dram_loaded_latency_factor" => e.dram_loaded_latency_factor,
         "cta_overhead_cycles" => e.cta_overhead_cycles,
+        "conv_issue" => e.conv_issue,
         "ffma_pj_per_flop" => isa.power.ffma_pj_per_flop,
         _ => unreachable!("unknown parameter {name}"),
     }
@@ -157,6 +159,7 @@ pub fn set(isa: &mut Isa, name: &str, v: f64) {
         "tensor_issue" => e.tensor_issue = v,
         "dram_loaded_latency_factor" => e.dram_loaded_latency_factor = v,
         "cta_overhead_cycles" => e.cta_overhead_cycles = v,
+        "conv_issue" => e.conv_issue = v,
         "ffma_pj_per_flop" => isa.power.ffma_pj_per_flop = v,
         _ => unreachable!("unknown parameter {name}"),
     }
@@ -258,7 +261,9 @@ pub fn fit(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitReport {
 /// Architectures with no fit rows for a parameter take the median of the fitted ones.
 fn pool_unfitted(reg: &mut Registry, report: &mut FitReport) {
     let all: Vec<String> = reg.isas().map(|i| i.architecture.clone()).collect();
-    for p in ARCH_PARAMS {
+    // Energies are physical properties of a process node, not of library code: an
+    // unfitted architecture keeps its stated value rather than another node's.
+    for p in ARCH_PARAMS.iter().filter(|p| table_of(p.name) == "efficiency") {
         let mut fitted: Vec<f64> = report
             .values
             .iter()
