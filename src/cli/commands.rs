@@ -371,7 +371,12 @@ pub fn validate(reg: &Registry, o: &ValidateOptions, format: Format) -> Result<S
             samples.push((key, p, m));
         }
     }
+    // Every GPU together, per source × op × dtype: the figure the accuracy targets name.
+    let all: Vec<(GroupKey, f64, f64)> =
+        samples.iter().map(|(k, p, m)| (GroupKey { gpu: "all".into(), ..k.clone() }, *p, *m)).collect();
     let mut stats = validate::summarize(samples);
+    let gpus_seen: std::collections::BTreeSet<&str> = stats.iter().map(|s| s.key.gpu.as_str()).collect();
+    let aggregate = if gpus_seen.len() > 1 { validate::summarize(all) } else { vec![] };
     for s in &mut stats {
         for ((k, pred), errs) in &baseline_samples {
             if *k == s.key {
@@ -382,6 +387,7 @@ pub fn validate(reg: &Registry, o: &ValidateOptions, format: Format) -> Result<S
         }
     }
     let logo = if o.leave_one_gpu_out { Some(leave_one_gpu_out(&files, &scored)?) } else { None };
+    stats.extend(aggregate);
     let predictors: Vec<String> = {
         let mut v: Vec<String> = baseline_samples.keys().map(|(_, p)| p.clone()).collect();
         v.sort();
@@ -456,5 +462,10 @@ fn leave_one_gpu_out(files: &[TraceFile], scored: &[(GroupKey, usize, usize, f64
         pb.inc(1);
     }
     pb.finish_and_clear();
+    let mut all: BTreeMap<GroupKey, Vec<f64>> = BTreeMap::new();
+    for (k, v) in &errs {
+        all.entry(GroupKey { gpu: "all".into(), ..k.clone() }).or_default().extend(v);
+    }
+    errs.extend(all);
     Ok(errs.into_iter().map(|(k, v)| (k.clone(), validate::metrics::stats(k, v))).collect())
 }

@@ -122,7 +122,6 @@ pub const ARCH_PARAMS: &[Param] = &[
     Param { name: "tensor_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, false) || (s.op.name() == "attention" && s.op.flops() >= 2e9) },
     Param { name: "conv_issue", lo: 0.2, hi: 1.0, rows: |s| matches!(s.op, Op::Conv2d { .. }) && s.op.flops() >= 2e9 },
     Param { name: "cta_overhead_cycles", lo: 100.0, hi: 20000.0, rows: mid_matrix },
-    Param { name: "dram_loaded_latency_factor", lo: 1.0, hi: 4.0, rows: is_mem_op },
 ];
 
 /// Host parameters (one value for every GPU): fitted on op-timed rows.
