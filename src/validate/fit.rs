@@ -118,7 +118,6 @@ fn mid_matrix(s: &Sample) -> bool {
 /// Per-architecture parameters, in fitting order.
 pub const ARCH_PARAMS: &[Param] = &[
     Param { name: "ffma_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, true) },
-    Param { name: "ffma_pj_per_flop", lo: 2.0, hi: 40.0, rows: |s| big_matrix(s, true) },
     Param { name: "tensor_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, false) || (s.op.name() == "attention" && s.op.flops() >= 2e9) },
     Param { name: "conv_issue", lo: 0.2, hi: 1.0, rows: |s| matches!(s.op, Op::Conv2d { .. }) && s.op.flops() >= 2e9 },
     Param { name: "cta_overhead_cycles", lo: 100.0, hi: 20000.0, rows: mid_matrix },
@@ -160,6 +159,16 @@ pub fn set(isa: &mut Isa, name: &str, v: f64) {
         "cta_overhead_cycles" => e.cta_overhead_cycles = v,
         "conv_issue" => e.conv_issue = v,
         "ffma_pj_per_flop" => isa.power.ffma_pj_per_flop = v,
+        _ => unreachable!("unknown parameter {name}"),
+    }
+}
+
+fn get_default(e: &crate::hw::isa::Efficiency, name: &str) -> f64 {
+    match name {
+        "ffma_issue" => e.ffma_issue,
+        "tensor_issue" => e.tensor_issue,
+        "cta_overhead_cycles" => e.cta_overhead_cycles,
+        "conv_issue" => e.conv_issue,
         _ => unreachable!("unknown parameter {name}"),
     }
 }
@@ -212,6 +221,20 @@ pub struct FitReport {
 
 /// Fits host and per-architecture parameters in place on `samples`.
 pub fn fit(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitReport {
+    // Start every fitted value from the same defaults, so the result depends only on the
+    // rows, not on what was fitted before.
+    let defaults = crate::hw::isa::Efficiency::default();
+    let archs: Vec<String> = reg.isas().map(|i| i.architecture.clone()).collect();
+    for arch in &archs {
+        let mut isa = (**reg.isa(arch).unwrap()).clone();
+        for p in ARCH_PARAMS {
+            set(&mut isa, p.name, get_default(&defaults, p.name));
+        }
+        reg.replace_isa(isa);
+    }
+    let launch = crate::kernel::templates::LaunchModel::default();
+    reg.templates.launch.eager_op_us = launch.eager_op_us;
+    reg.templates.launch.library_call_us = launch.library_call_us;
     let mut report = FitReport { gpus: samples.iter().map(|s| s.gpu.clone()).collect(), ..Default::default() };
     let archs: BTreeSet<String> = samples.iter().map(|s| s.arch.clone()).collect();
     for _ in 0..sweeps {

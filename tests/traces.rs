@@ -1,0 +1,112 @@
+//! Tests against the real traces in ../shared/traces (CI has them beside the checkout).
+//! Each test says so and passes vacuously only when the folder is absent.
+
+use phantom_gpu::hw::Registry;
+use phantom_gpu::trace::canonical::{find_traces, TraceFile, TraceKind};
+use phantom_gpu::validate::{self, fit};
+use std::path::{Path, PathBuf};
+
+fn traces() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/traces");
+    if dir.join("FORMAT.md").exists() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: ../shared/traces not found (the real traces live beside the checkout)");
+        None
+    }
+}
+
+fn kernel_files(dir: &Path) -> Vec<TraceFile> {
+    find_traces(dir)
+        .unwrap()
+        .iter()
+        .map(|p| TraceFile::read(p).unwrap())
+        .filter(|f| f.kind == TraceKind::Kernels)
+        .collect()
+}
+
+/// Median APE (%) of report rows (not fit rows) matching a filter.
+fn median_ape(reg: &Registry, files: &[TraceFile], source: &str, op: &str) -> (usize, f64) {
+    let mut errs = vec![];
+    for f in files.iter().filter(|f| f.path.file_name().unwrap().to_string_lossy().starts_with(source)) {
+        let rows = validate::replay_kernels(reg, f, None, &|_| {});
+        for ((rec, r), &line) in f.rows.iter().zip(&rows).zip(&f.lines) {
+            let k = f.kernel_row(rec);
+            if k.op != op || fit::is_fit_line(line) {
+                continue;
+            }
+            if let (Some(p), Some(m)) = (r.predicted_ms, k.measured_ms) {
+                errs.push(((p - m) / m * 100.0).abs());
+            }
+        }
+    }
+    errs.sort_by(f64::total_cmp);
+    (errs.len(), validate::metrics::percentile(&errs, 0.5))
+}
+
+#[test]
+fn every_row_of_every_trace_gets_a_prediction_or_a_reason() {
+    let Some(dir) = traces() else { return };
+    let reg = Registry::builtin().unwrap();
+    for f in kernel_files(&dir) {
+        let rows = validate::replay_kernels(&reg, &f, None, &|_| {});
+        assert_eq!(rows.len(), f.rows.len());
+        let simulated = rows.iter().filter(|r| r.predicted_ms.is_some()).count();
+        for r in &rows {
+            assert!(r.predicted_ms.map_or(!r.status.is_empty(), |p| p.is_finite() && p > 0.0 && r.status.is_empty()));
+        }
+        // Every GPU in the traces has a profile, so nearly every row simulates.
+        assert!(simulated as f64 >= 0.99 * rows.len() as f64, "{}: {simulated}/{}", f.path.display(), rows.len());
+    }
+}
+
+/// Accuracy floors at the level reached (regression guards, report rows only); the
+/// issue's targets are tighter where these are looser, see the validation table.
+#[test]
+fn accuracy_does_not_regress() {
+    let Some(dir) = traces() else { return };
+    let reg = Registry::builtin().unwrap();
+    let files = kernel_files(&dir);
+    for (source, op, limit) in [
+        ("vidur.kernels", "gemm", 10.0),
+        ("vidur.kernels", "attention", 15.0),
+        ("vidur.kernels", "rmsnorm", 20.0),
+        ("vidur.kernels", "elementwise", 12.0),
+        ("neusight.kernels", "gemm", 20.0),
+        ("neusight.kernels", "elementwise", 16.0),
+        ("neusight.kernels", "conv2d", 30.0),
+    ] {
+        let (n, med) = median_ape(&reg, &files, source, op);
+        eprintln!("{source} {op}: {n} rows, median APE {med:.1}%");
+        assert!(n > 100, "{source} {op}: only {n} rows");
+        assert!(med <= limit, "{source} {op}: median APE {med:.1}% > {limit}%");
+    }
+}
+
+#[test]
+fn committed_fitted_parameters_are_what_the_fit_command_produces() {
+    // `phantom-gpu fit --write` stored the values in isa/ and kernels/launch.toml; the
+    // same fit on the same fit rows must give them back (so every fitted number's
+    // provenance is real and repeatable).
+    let Some(dir) = traces() else { return };
+    let committed = Registry::builtin().unwrap();
+    let mut reg = Registry::builtin().unwrap();
+    let files = kernel_files(&dir);
+    let samples = fit::samples(&reg, &files, fit::is_fit_line);
+    let report = fit::fit(&mut reg, &samples, 4);
+    for ((scope, name), (v, rows, _)) in &report.values {
+        if *rows == 0 {
+            continue;
+        }
+        let stored = if scope == "host" {
+            match name.as_str() {
+                "eager_op_us" => committed.templates.launch.eager_op_us,
+                "library_call_us" => committed.templates.launch.library_call_us,
+                _ => unreachable!(),
+            }
+        } else {
+            fit::get(committed.isa(scope).unwrap(), name)
+        };
+        assert!((v / stored - 1.0).abs() < 0.03, "{scope}.{name}: fit gives {v}, committed {stored}");
+    }
+}
