@@ -62,6 +62,8 @@ pub struct Templates {
     pub conv: ConvTemplates,
     pub launch: LaunchModel,
     pub memory_bound: MemoryBoundTemplates,
+    /// Node topologies for collectives, by `node_type` (`kernels/topologies.toml`).
+    pub topologies: crate::kernel::collective::Topologies,
 }
 
 /// All known GPUs and architectures, built-in plus user additions.
@@ -105,6 +107,7 @@ impl Registry {
                 "conv.toml" => templates.conv = parse_toml(&path, text)?,
                 "launch.toml" => templates.launch = parse_toml(&path, text)?,
                 "memory_bound.toml" => templates.memory_bound = parse_toml(&path, text)?,
+                "topologies.toml" => templates.topologies = parse_toml(&path, text)?,
                 _ => {}
             }
         }

@@ -1,25 +1,172 @@
-//! NCCL collectives: a ring over the slowest link the ring crosses.
+//! NCCL collectives (`all_reduce`, `send_recv`) on a node topology.
 //!
-//! All-reduce moves 2(n−1)/n of the buffer over every link of the ring and pays a
-//! per-step latency 2(n−1) times; send/recv moves the buffer once. Intra-node links are
-//! NVLink (through NVSwitch on SXM boards) or PCIe; crossing nodes uses the network.
+//! The model is NCCL's own cost model (`src/graph/tuning.cc`, v2.18-2.19: PyTorch 2.2
+//! ships NCCL 2.19.3), applied to the links of the node the collective runs on:
+//!
+//! * **Topology.** A trace row's `node_type` tag names a table of `kernels/topologies.toml`
+//!   (GPUs per node, intra-node fabric `nvswitch | nvlink_pairs | pcie`, NICs and their
+//!   speed, CPU vendor, each with a source). Without one, the node is derived from the GPU
+//!   profile (`default_topology`).
+//! * **Links, as NCCL's topology search counts them** (`src/graph/topo.h`, `topo.cc`):
+//!   NVLink is the profile's per-direction figure times NCCL's per-link bandwidth over
+//!   the raw per-link rate (SM80: 20 of 25 GB/s); PCIe is `lanes × GT/s × 7.5 / 80`
+//!   (Gen4 x16 = 24 GB/s); the network is the NIC's line rate. A ring's bus bandwidth
+//!   is its slowest link: NVLink inside an NVSwitch node or a bridged pair, PCIe where a
+//!   ring leaves a pair, the node's NICs where it leaves the node.
+//! * **Algorithm and protocol.** For every (ring | tree) × (LL | LL128 | Simple) NCCL
+//!   enables, time = latency + bytes / algorithm bandwidth, with NCCL's base and per-step
+//!   latencies and its protocol bandwidth factors (LL 1/4 of the ring bandwidth for
+//!   all-reduce, LL128 92 %, Simple 100 %); like NCCL, the fastest wins. Ring all-reduce
+//!   moves 2(n−1)/n of the buffer through every GPU; tree (multi-node only) moves it
+//!   twice at half the bus bandwidth.
+//! * **Send/recv** moves the buffer once over the path between the two GPUs: LL up to
+//!   `NCCL_P2P_LL_THRESHOLD` (16 KiB), Simple above. The traced rank is the sender
+//!   (vidur records rank 0, which sends), whose kernel returns once its last chunk sits in
+//!   the connection's FIFO: one `NCCL_BUFFSIZE` (4 MiB) can still be in flight.
+//! * **Waiting for the peers.** An all-reduce kernel on one rank cannot finish before
+//!   every rank has launched it. In a loop of eager calls whose GPU time is shorter than
+//!   the host's time per call, every kernel waits for the slowest rank's next launch, so
+//!   a measured all-reduce never takes less than one host call: the eager-call and
+//!   library-call costs of `kernels/launch.toml`.
+//!
+//! Nothing here is fitted to collective measurements.
 
 use super::{Bound, Dtype, KernelEstimate, Op};
-use crate::error::Result;
-use crate::hw::Gpu;
+use crate::error::{closest, Error, Result};
+use crate::hw::{Gpu, Templates};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 
-/// Per-direction bandwidth (GB/s) and per-hop latency (µs) of the links a collective
-/// crosses.
-#[derive(Debug, Clone, Copy)]
-pub struct Links {
-    pub intra_gbs: f64,
-    pub intra_latency_us: f64,
-    pub inter_gbs: f64,
-    pub inter_latency_us: f64,
+// ---------------------------------------------------------------------------------------
+// Topologies (kernels/topologies.toml)
+// ---------------------------------------------------------------------------------------
+
+/// How the GPUs of one node talk to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fabric {
+    /// Every GPU reaches every other at its full NVLink bandwidth (DGX/HGX boards).
+    Nvswitch,
+    /// NVLink bridges join GPUs in pairs (0-1, 2-3, …); anything else crosses PCIe.
+    NvlinkPairs,
+    /// PCIe only.
+    Pcie,
 }
 
-/// PCIe per-direction bandwidth by generation for x16, GB/s (PCI-SIG: 8/16/32/64 GT/s
-/// per lane with 128b/130b encoding from gen 3).
+/// The inter-node network technology.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    Infiniband,
+    Ethernet,
+}
+
+/// The host CPU vendor: NCCL's tuning picks its multi-node LL bandwidth cap and its
+/// per-step network overhead by it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CpuVendor {
+    #[default]
+    Intel,
+    Amd,
+}
+
+/// One node type of `kernels/topologies.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeTopology {
+    pub description: String,
+    pub gpus_per_node: u32,
+    pub intra: Fabric,
+    /// NVLink bandwidth per direction between the two cards of a bridged pair (GB/s),
+    /// for `nvlink_pairs`; default: the GPU profile's NVLink figure.
+    #[serde(default)]
+    pub nvlink_bridge_gbs_per_direction: Option<f64>,
+    /// NICs NCCL can use for collectives (storage NICs excluded).
+    pub nics_per_node: u32,
+    /// Line rate of one NIC, Gb/s.
+    pub nic_gbps: f64,
+    pub network: Network,
+    /// NICs read and write GPU memory directly (GPUDirect RDMA). NCCL enables LL128
+    /// across nodes only then.
+    #[serde(default)]
+    pub gpudirect_rdma: bool,
+    #[serde(default)]
+    pub cpu_vendor: CpuVendor,
+    /// Field → citation.
+    #[serde(default)]
+    pub sources: BTreeMap<String, String>,
+    /// Evidence, estimates, what the measurements show.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// All node types, by the name trace rows use in their `node_type` tag.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Topologies {
+    #[serde(default)]
+    pub node: BTreeMap<String, NodeTopology>,
+}
+
+impl Topologies {
+    /// The node type called `name`, or an error that lists the known ones.
+    pub fn get(&self, name: &str) -> Result<&NodeTopology> {
+        self.node.get(name.trim()).ok_or_else(|| {
+            let known: Vec<&str> = self.node.keys().map(String::as_str).collect();
+            let near = closest(name, known.iter().copied());
+            Error::Usage(format!(
+                "unknown node_type '{name}': kernels/topologies.toml knows {}{}; leave node_type out to derive the node from the GPU profile",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") },
+                if near.is_empty() { String::new() } else { format!(" (did you mean: {}?)", near.join(", ")) },
+            ))
+        })
+    }
+}
+
+/// The node of a GPU nobody described: SXM and OAM boards sit on a switched NVLink
+/// fabric (NVSwitch; note that DGX-1's V100 SXM2 hybrid cube mesh is not one), NVL cards
+/// in NVLink-bridged pairs, everything else on PCIe; 8 GPUs per node (or as many as the
+/// collective uses), one 200 Gb/s HDR InfiniBand NIC with GPUDirect RDMA per GPU.
+pub fn default_topology(gpu: &Gpu, gpus_per_node: u64) -> NodeTopology {
+    let p = &gpu.profile;
+    let nvlink = p.interconnect.nvlink_bandwidth_gbs_per_direction.is_some();
+    let intra = match p.form_factor.as_deref() {
+        Some("sxm") | Some("oam") if nvlink => Fabric::Nvswitch,
+        Some("nvl") if nvlink => Fabric::NvlinkPairs,
+        _ => Fabric::Pcie,
+    };
+    let gpus = gpus_per_node.max(8) as u32;
+    NodeTopology {
+        description: format!("derived from the {} profile", p.key),
+        gpus_per_node: gpus,
+        intra,
+        nvlink_bridge_gbs_per_direction: None,
+        nics_per_node: gpus,
+        nic_gbps: 200.0,
+        network: Network::Infiniband,
+        gpudirect_rdma: true,
+        cpu_vendor: CpuVendor::Intel,
+        sources: BTreeMap::new(),
+        notes: vec![],
+    }
+}
+
+/// The node a collective runs on: the named node type, or the profile's default.
+pub fn topology<'a>(gpu: &Gpu, templates: &'a Templates, node_type: Option<&str>, gpus_per_node: u64) -> Result<Cow<'a, NodeTopology>> {
+    match node_type.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(name) => Ok(Cow::Borrowed(templates.topologies.get(name)?)),
+        None => Ok(Cow::Owned(default_topology(gpu, gpus_per_node))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Link bandwidths as NCCL counts them
+// ---------------------------------------------------------------------------------------
+
+/// PCIe per-direction bandwidth by generation, GB/s (PCI-SIG: 8/16/32/64 GT/s per lane
+/// with 128b/130b encoding from gen 3): the raw link.
 pub fn pcie_gbs(gen: u32, lanes: u32) -> f64 {
     let per_lane = match gen {
         1 => 0.25,
@@ -32,42 +179,414 @@ pub fn pcie_gbs(gen: u32, lanes: u32) -> f64 {
     per_lane * lanes as f64
 }
 
-/// The links of a node built from this GPU when nothing more is known: NVLink when the
-/// board has it, else PCIe; a 200 Gb/s network port per GPU between nodes.
-pub fn default_links(gpu: &Gpu) -> Links {
-    let ic = &gpu.profile.interconnect;
-    let pcie = pcie_gbs(ic.pcie_gen.unwrap_or(4), ic.pcie_lanes.unwrap_or(16));
-    let intra = ic.nvlink_bandwidth_gbs_per_direction.unwrap_or(pcie);
-    Links { intra_gbs: intra, intra_latency_us: 5.0, inter_gbs: 25.0, inter_latency_us: 10.0 }
+/// PCIe bandwidth as NCCL's topology counts it, GB/s: `width × speed / 80` with the
+/// link speed mapped "8 GT/s" → 60, "16 GT/s" → 120, "32 GT/s" → 240 (NCCL
+/// `src/graph/xml.cc` kvDictPciGen, `topo.cc`), i.e. lanes × GT/s × 7.5 / 80: Gen3 x16 =
+/// 12 GB/s (`PCI_BW` in `topo.h`), Gen4 x16 = 24 GB/s.
+pub fn nccl_pcie_gbs(gen: u32, lanes: u32) -> f64 {
+    let gts = match gen {
+        1 => 2.5,
+        2 => 5.0,
+        3 => 8.0,
+        4 => 16.0,
+        5 => 32.0,
+        _ => 64.0,
+    };
+    lanes as f64 * gts * 7.5 / 80.0
 }
 
-pub fn estimate(gpu: &Gpu, op: &Op, _dtype: Dtype) -> Result<KernelEstimate> {
-    let links = default_links(gpu);
-    let (bytes, gpus, nodes, all_reduce) = match *op {
-        Op::AllReduce { bytes, gpus, nodes, .. } => (bytes as f64, gpus as f64, nodes as f64, true),
-        Op::SendRecv { bytes, gpus, nodes, .. } => (bytes as f64, gpus as f64, nodes as f64, false),
-        _ => unreachable!(),
-    };
-    let (bw, lat) = if nodes > 1.0 {
-        (links.inter_gbs.min(links.intra_gbs), links.inter_latency_us)
+/// NCCL's per-link NVLink bandwidth (`src/graph/topo.h`: SM60 18, SM70/SM80 20, SM86
+/// 12, SM90 20.6, SM100 40.1 GB/s) over the raw per-direction rate of one link of that
+/// generation (NVLink 1: 20, 2-4: 25, GA102's NVLink 3: 14.06, NVLink 5: 50 GB/s), so
+/// that profile bandwidth × fraction = links × NCCL's per-link figure.
+pub fn nvlink_nccl_fraction(compute_capability: Option<u32>) -> f64 {
+    match compute_capability {
+        Some(60..=69) => 18.0 / 20.0,
+        Some(70..=79) => 20.0 / 25.0,
+        Some(80) => 20.0 / 25.0,
+        Some(81..=89) => 12.0 / 14.0625,
+        Some(90..=99) => 20.6 / 25.0,
+        Some(100..) => 40.1 / 50.0,
+        _ => 0.8,
+    }
+}
+
+/// `8.6` → 86; None for non-CUDA GPUs.
+fn compute_capability(gpu: &Gpu) -> Option<u32> {
+    let (a, b) = gpu.profile.compute_capability.as_deref()?.split_once('.')?;
+    Some(a.trim().parse::<u32>().ok()? * 10 + b.trim().parse::<u32>().ok()?)
+}
+
+/// NCCL's hardware classes for latency (`NCCL_HW_NVLINK`, `NCCL_HW_PCI`, `NCCL_HW_NET`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hw {
+    NvLink = 0,
+    Pci = 1,
+    Net = 2,
+}
+
+/// The links a collective over `gpus_per_node` GPUs per node on `nodes` nodes crosses.
+#[derive(Debug, Clone, Copy)]
+pub struct Links {
+    /// Per-direction bandwidth of the slowest intra-node link of the ring, GB/s as NCCL
+    /// counts it (infinite with one GPU per node).
+    pub intra_gbs: f64,
+    pub intra_hw: Hw,
+    /// Network bandwidth per node for the NICs the GPUs in use reach (and their PCIe
+    /// links), GB/s.
+    pub net_node_gbs: f64,
+    /// One NIC behind one GPU's PCIe link, GB/s: what one point-to-point connection gets.
+    pub nic_gbs: f64,
+}
+
+fn nvlink_gbs(gpu: &Gpu, figure: Option<f64>, node: &NodeTopology) -> Result<f64> {
+    let raw = figure.or(gpu.profile.interconnect.nvlink_bandwidth_gbs_per_direction).ok_or_else(|| Error::Unsupported {
+        gpu: gpu.key().to_string(),
+        what: format!("a collective on {}", node.description),
+        why: "the node's fabric is NVLink and the GPU profile has no NVLink bandwidth".into(),
+    })?;
+    Ok(raw * nvlink_nccl_fraction(compute_capability(gpu)))
+}
+
+fn pcie_of(gpu: &Gpu) -> f64 {
+    let ic = &gpu.profile.interconnect;
+    nccl_pcie_gbs(ic.pcie_gen.unwrap_or(4), ic.pcie_lanes.unwrap_or(16))
+}
+
+/// Links of a ring over `gpus_per_node` GPUs per node.
+pub fn links(gpu: &Gpu, node: &NodeTopology, gpus_per_node: u64) -> Result<Links> {
+    let (intra_gbs, intra_hw) = if gpus_per_node <= 1 {
+        (f64::INFINITY, Hw::Pci)
     } else {
-        (links.intra_gbs, links.intra_latency_us)
+        match node.intra {
+            Fabric::Nvswitch => (nvlink_gbs(gpu, None, node)?, Hw::NvLink),
+            // Two GPUs are taken to be a bridged pair (devices 0 and 1); a ring over more
+            // leaves its pair over PCIe.
+            Fabric::NvlinkPairs if gpus_per_node <= 2 => (nvlink_gbs(gpu, node.nvlink_bridge_gbs_per_direction, node)?, Hw::NvLink),
+            Fabric::NvlinkPairs | Fabric::Pcie => (pcie_of(gpu), Hw::Pci),
+        }
     };
-    let (volume, hops) = if all_reduce {
-        (2.0 * (gpus - 1.0) / gpus * bytes, 2.0 * (gpus - 1.0))
-    } else {
-        (bytes, 1.0)
+    // A GPU's network traffic also crosses its own PCIe link (NCCL's path GPU → NIC).
+    let pcie = pcie_of(gpu);
+    let nic_gbs = (node.nic_gbps / 8.0).min(pcie);
+    // The GPUs in use reach their share of the node's NICs (at least one).
+    let share = node.nics_per_node as f64 * gpus_per_node as f64 / node.gpus_per_node.max(1) as f64;
+    let nics = share.ceil().clamp(1.0, node.nics_per_node.max(1) as f64);
+    let net_node_gbs = (nics * node.nic_gbps / 8.0).min(gpus_per_node.max(1) as f64 * pcie);
+    Ok(Links { intra_gbs, intra_hw, net_node_gbs, nic_gbs })
+}
+
+// ---------------------------------------------------------------------------------------
+// NCCL's tuning model (src/graph/tuning.cc, v2.18-2.19)
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algo {
+    Tree = 0,
+    Ring = 1,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Ll = 0,
+    Ll128 = 1,
+    Simple = 2,
+}
+
+impl Algo {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algo::Tree => "tree",
+            Algo::Ring => "ring",
+        }
+    }
+}
+
+impl Proto {
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Ll => "ll",
+            Proto::Ll128 => "ll128",
+            Proto::Simple => "simple",
+        }
+    }
+}
+
+/// Base latency per algorithm and protocol, µs (`baseLat`: Tree {6.8, 14.0, 0},
+/// Ring {6.6, 14.0, 8.4}).
+const BASE_LAT: [[f64; 3]; 2] = [[6.8, 14.0, 0.0], [6.6, 14.0, 8.4]];
+
+/// Latency per step by hardware, algorithm and protocol, µs (`hwLat`).
+const HW_LAT: [[[f64; 3]; 2]; 3] = [
+    // NVLink: Tree, Ring
+    [[0.6, 1.25, 28.0], [0.6, 1.9, 3.4]],
+    // PCI
+    [[1.0, 1.9, 28.0], [1.0, 2.5, 5.7]],
+    // NET
+    [[5.0, 8.5, 28.0], [2.7, 4.0, 14.0]],
+];
+
+/// LL bandwidth caps, GB/s (`llMaxBws`): rows Volta / Ampere / Hopper on one node, or
+/// Intel / AMD hosts across nodes (row 0 / 1); columns 1, 2, more nodes.
+const LL_MAX_BWS: [[f64; 3]; 3] = [[39.0, 39.0, 20.4], [87.7, 22.5, 19.0], [141.0, 45.0, 35.0]];
+
+/// Tree bandwidth correction by log2(bytes / 64), per protocol (`treeCorrectionFactor`).
+const TREE_CORRECTION: [[f64; 23]; 3] = [
+    [1.0, 1.0, 1.0, 1.0, 0.9, 0.8, 0.7, 0.7, 0.7, 0.7, 0.6, 0.5, 0.4, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.0, 1.0, 1.0],
+    [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.8, 0.7, 0.7, 0.7, 0.7, 0.6, 0.5, 0.5, 0.5, 0.5, 0.6],
+    [0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.8, 0.7, 0.6, 0.6, 0.5, 0.5, 0.5, 0.5, 0.6, 0.7, 0.8, 0.7, 0.7, 0.8, 0.9, 0.9],
+];
+
+/// Ring LL128 bandwidth factor with two or more GPUs per node (120/128 rounded by NCCL)
+/// and with one (NIC send and receive on the same GPU).
+const RING_LL128_FACTOR: f64 = 0.92;
+const RING_LL128_FACTOR_PPN1: f64 = 0.7;
+/// Tree bandwidth factor (`busBw * .92`).
+const TREE_FACTOR: f64 = 0.92;
+
+/// `NCCL_P2P_LL_THRESHOLD` default (bytes): point-to-point uses LL up to this size.
+pub const P2P_LL_THRESHOLD: f64 = 16384.0;
+/// `NCCL_BUFFSIZE` default (bytes): the Simple protocol's FIFO per connection.
+pub const NCCL_BUFFSIZE: f64 = 4.0 * 1024.0 * 1024.0;
+/// LL sends 4 bytes of data with each 4-byte flag: half the link.
+pub const P2P_LL_EFFICIENCY: f64 = 0.5;
+
+/// Everything NCCL's tuning needs about one collective.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    pub ranks: u64,
+    pub nodes: u64,
+    pub gpus_per_node: u64,
+    pub links: Links,
+    pub compute_capability: Option<u32>,
+    pub cpu: CpuVendor,
+    pub gpudirect_rdma: bool,
+}
+
+/// NCCL's pick for one size and its time.
+#[derive(Debug, Clone, Copy)]
+pub struct Choice {
+    pub algo: Algo,
+    pub proto: Proto,
+    pub us: f64,
+    pub latency_us: f64,
+}
+
+impl Setup {
+    /// Bus bandwidth of the graph: the slowest link a ring crosses, GB/s.
+    fn bus_gbs(&self) -> f64 {
+        if self.nodes > 1 {
+            self.links.intra_gbs.min(self.links.net_node_gbs)
+        } else {
+            self.links.intra_gbs
+        }
+    }
+
+    fn cc_index(&self) -> usize {
+        match self.compute_capability {
+            Some(c) if c >= 90 => 2,
+            Some(c) if c >= 80 => 1,
+            _ => 0,
+        }
+    }
+
+    /// NCCL's default LL128 enable: NVLink inside the node, the NIC reached without
+    /// the CPU (GPUDirect RDMA) across nodes, and an architecture it was validated on
+    /// (SM 7.0, 8.0, 9.0; not SM 8.6).
+    fn ll128_enabled(&self) -> bool {
+        let arch_ok = matches!(self.compute_capability, Some(70) | Some(80) | Some(90));
+        let intra_ok = self.gpus_per_node <= 1 || self.links.intra_hw == Hw::NvLink;
+        let inter_ok = self.nodes <= 1 || self.gpudirect_rdma;
+        arch_ok && intra_ok && inter_ok
+    }
+
+    fn net_overhead_us(&self) -> f64 {
+        // getNetOverhead(): 1 µs on Intel hosts, 2 µs on AMD hosts.
+        match self.cpu {
+            CpuVendor::Intel => 1.0,
+            CpuVendor::Amd => 2.0,
+        }
+    }
+
+    /// NCCL's time for one all-reduce of `bytes` with an algorithm and protocol, µs.
+    pub fn all_reduce_us(&self, algo: Algo, proto: Proto, bytes: f64) -> Option<(f64, f64)> {
+        let n = self.ranks as f64;
+        let nodes = self.nodes as f64;
+        if algo == Algo::Tree && self.nodes <= 1 {
+            return None; // NCCL's tree spans nodes; inside one it never beats the ring.
+        }
+        if proto == Proto::Ll128 && !self.ll128_enabled() {
+            return None;
+        }
+        let b = self.bus_gbs();
+        let col = (self.nodes.clamp(1, 3) - 1) as usize;
+        let row = if self.nodes == 1 {
+            self.cc_index()
+        } else if self.cpu == CpuVendor::Amd {
+            1
+        } else {
+            0
+        };
+        let ll_max = LL_MAX_BWS[row][col];
+        let nsteps = 2.0 * (n - 1.0);
+        let (bus, ratio) = match (algo, proto) {
+            (Algo::Ring, Proto::Ll) => (ll_max.min(b / 4.0), n / nsteps),
+            (Algo::Ring, Proto::Ll128) => {
+                (b * if self.gpus_per_node < 2 { RING_LL128_FACTOR_PPN1 } else { RING_LL128_FACTOR }, n / nsteps)
+            }
+            (Algo::Ring, Proto::Simple) => (b, n / nsteps),
+            (Algo::Tree, Proto::Ll) => ((b * TREE_FACTOR / 3.8).min(ll_max), 0.5),
+            (Algo::Tree, Proto::Ll128) => (b * TREE_FACTOR * if self.nodes == 1 { 7.0 / 9.0 } else { 120.0 / 128.0 }, 0.5),
+            (Algo::Tree, Proto::Simple) => (b * TREE_FACTOR, 0.5),
+        };
+        let mut alg_bw = bus * ratio;
+        let intra_lat = HW_LAT[self.links.intra_hw as usize][algo as usize][proto as usize];
+        let inter_lat = HW_LAT[Hw::Net as usize][algo as usize][proto as usize];
+        let mut lat = BASE_LAT[algo as usize][proto as usize];
+        match algo {
+            Algo::Ring => {
+                let inter_steps = if self.nodes > 1 { 2.0 * nodes } else { 0.0 };
+                let mut intra = intra_lat;
+                if self.nodes > 1 {
+                    // Inter-node rings still launch every step through the network proxy.
+                    let overhead = self.net_overhead_us() * if proto == Proto::Simple { 3.0 } else { 1.0 };
+                    intra = intra.max(overhead);
+                }
+                // NCCL counts nsteps − 2·nodes intra steps; with one GPU per node that is
+                // negative, which we read as none.
+                lat += (nsteps - inter_steps).max(0.0) * intra + inter_steps * inter_lat;
+                if proto == Proto::Simple && self.nodes > 1 {
+                    // "Plateau effect of ring" (enqueue.cc ncclTopoGetAlgoTime).
+                    lat *= if self.cc_index() >= 1 { 1.4 } else { 1.9 };
+                }
+            }
+            Algo::Tree => {
+                let ppn = self.gpus_per_node as f64;
+                lat += 2.0 * ((ppn - 1.0) * intra_lat + nodes.log2() * inter_lat);
+                let log_size = (bytes / 64.0).max(1.0).log2().floor() as usize;
+                if log_size < 23 {
+                    alg_bw *= TREE_CORRECTION[proto as usize][log_size];
+                }
+            }
+        }
+        if alg_bw.is_nan() || alg_bw <= 0.0 {
+            return None;
+        }
+        Some((lat + bytes / (1000.0 * alg_bw), lat))
+    }
+
+    /// The algorithm and protocol NCCL picks for an all-reduce of `bytes`, and its time.
+    pub fn all_reduce(&self, bytes: f64) -> Choice {
+        let mut best = Choice { algo: Algo::Ring, proto: Proto::Simple, us: f64::INFINITY, latency_us: 0.0 };
+        for algo in [Algo::Tree, Algo::Ring] {
+            for proto in [Proto::Ll, Proto::Ll128, Proto::Simple] {
+                if let Some((us, lat)) = self.all_reduce_us(algo, proto, bytes) {
+                    if us < best.us {
+                        best = Choice { algo, proto, us, latency_us: lat };
+                    }
+                }
+            }
+        }
+        best
+    }
+
+    /// One send of `bytes` to one peer, timed on the sender, µs.
+    pub fn send_recv(&self, bytes: f64) -> Choice {
+        let (bw, hw) = if self.nodes > 1 {
+            (self.links.nic_gbs, Hw::Net)
+        } else {
+            (self.links.intra_gbs, self.links.intra_hw)
+        };
+        let proto = if bytes <= P2P_LL_THRESHOLD { Proto::Ll } else { Proto::Simple };
+        let lat = BASE_LAT[Algo::Ring as usize][proto as usize] + HW_LAT[hw as usize][Algo::Ring as usize][proto as usize];
+        let (moved, bw) = match proto {
+            Proto::Simple => ((bytes - NCCL_BUFFSIZE).max(0.0), bw),
+            _ => (bytes, bw * P2P_LL_EFFICIENCY),
+        };
+        Choice { algo: Algo::Ring, proto, us: lat + moved / (1000.0 * bw), latency_us: lat }
+    }
+}
+
+/// Host time of one eager collective call, µs: the floor of a measured all-reduce in a
+/// loop (see the module notes). The eager-call and library-call costs of
+/// `kernels/launch.toml`.
+pub fn host_call_us(templates: &Templates) -> f64 {
+    templates.launch.eager_op_us + templates.launch.library_call_us
+}
+
+/// The setup of one collective op on a node.
+pub fn setup(gpu: &Gpu, node: &NodeTopology, op: &Op) -> Result<Setup> {
+    let (gpus, nodes, gpn) = match *op {
+        Op::AllReduce { gpus, nodes, gpus_per_node, .. } | Op::SendRecv { gpus, nodes, gpus_per_node, .. } => {
+            (gpus, nodes.max(1), gpus_per_node.max(1))
+        }
+        _ => unreachable!("collective::setup on a non-collective op"),
     };
-    let secs = hops * lat * 1e-6 + volume / (bw * 1e9);
-    Ok(KernelEstimate {
-        kernel_ms: secs * 1e3,
-        bound: if volume / (bw * 1e9) > hops * lat * 1e-6 { Bound::Network } else { Bound::Latency },
-        tile: Some(if all_reduce { "ring".into() } else { "p2p".into() }),
+    let what = || format!("{} over {gpus} GPUs ({nodes} nodes × {gpn})", op.name());
+    if gpn > node.gpus_per_node as u64 {
+        return Err(Error::Unsupported {
+            gpu: gpu.key().to_string(),
+            what: what(),
+            why: format!("{} has {} GPUs per node", node.description, node.gpus_per_node),
+        });
+    }
+    if nodes > 1 && (node.nics_per_node == 0 || node.nic_gbps <= 0.0) {
+        return Err(Error::Unsupported { gpu: gpu.key().to_string(), what: what(), why: format!("{} has no network", node.description) });
+    }
+    Ok(Setup {
+        ranks: gpus,
+        nodes,
+        gpus_per_node: gpn,
+        links: links(gpu, node, gpn)?,
+        compute_capability: compute_capability(gpu),
+        cpu: node.cpu_vendor,
+        gpudirect_rdma: node.gpudirect_rdma,
+    })
+}
+
+/// GPU time of one collective on the recorded rank. `node_type` names a table of
+/// `kernels/topologies.toml`; `None` derives the node from the GPU profile.
+pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, _dtype: Dtype, node_type: Option<&str>) -> Result<KernelEstimate> {
+    let (bytes, gpus, gpn, all_reduce) = match *op {
+        Op::AllReduce { bytes, gpus, gpus_per_node, .. } => (bytes as f64, gpus, gpus_per_node, true),
+        Op::SendRecv { bytes, gpus, gpus_per_node, .. } => (bytes as f64, gpus, gpus_per_node, false),
+        _ => unreachable!("collective::estimate on a non-collective op"),
+    };
+    let node = topology(gpu, templates, node_type, gpn)?;
+    let s = setup(gpu, &node, op)?;
+    let n = gpus as f64;
+    let mut est = KernelEstimate {
+        kernel_ms: 0.0,
+        bound: Bound::Latency,
+        tile: None,
         ctas: 1,
         waves: 1,
         clock_mhz: gpu.profile.compute.boost_clock_mhz,
-        bytes: volume,
+        bytes: 0.0,
         flops: 0.0,
         launches: 1,
-    })
+    };
+    if gpus < 2 {
+        // NCCL returns at once for one rank.
+        est.tile = Some("none".into());
+        return Ok(est);
+    }
+    let (c, volume) = if all_reduce {
+        (s.all_reduce(bytes), 2.0 * (n - 1.0) / n * bytes)
+    } else {
+        (s.send_recv(bytes), bytes)
+    };
+    let prefix = if all_reduce { c.algo.name() } else { "p2p" };
+    est.tile = Some(format!("{prefix}/{}", c.proto.name()));
+    est.bytes = volume;
+    est.kernel_ms = c.us / 1000.0;
+    est.bound = if c.us - c.latency_us > c.latency_us { Bound::Network } else { Bound::Latency };
+    if all_reduce {
+        let floor = host_call_us(templates);
+        if floor > c.us {
+            est.kernel_ms = floor / 1000.0;
+            est.bound = Bound::Launch;
+        }
+    }
+    Ok(est)
 }

@@ -235,20 +235,23 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_warm: bool)
     }
     let activity = if path == MathPath::Tensor { Activity::Tensor } else { Activity::Ffma };
     let sms = gpu.profile.compute.sm_count as u64;
-    // Utilisation for the power model: how much of the machine the grid covers.
-    let mut best: Option<(Timed, &GemmTile, f64)> = None;
+    let mut timed: Vec<(Timed, &GemmTile, f64)> = vec![];
     for tile in tiles {
         let grid = ceil_div(p.m, tile.bm as u64) * ceil_div(p.n, tile.bn as u64) * p.b;
         for split in splits_for(&p, tile, sms) {
+            // Utilisation for the power model: how much of the machine the grid covers.
             let util = ((grid * split) as f64 / sms as f64).min(1.0);
             let clock = sustained_mhz(gpu, activity, util);
             if let Some(t) = time_tile(gpu, &p, tile, split, rate, clock, l2_warm) {
-                if best.as_ref().map_or(true, |(b, _, _)| t.seconds < b.seconds) {
-                    best = Some((t, tile, clock));
-                }
+                timed.push((t, tile, clock));
             }
         }
     }
+    // The library's pick: the fastest candidate (cuBLAS's heuristics aim at it), the
+    // larger tile on a tie. Taking the minimum keeps time monotone in m, n and k.
+    let best = timed.into_iter().min_by(|a, b| {
+        a.0.seconds.total_cmp(&b.0.seconds).then(((b.1.bm * b.1.bn) as u64).cmp(&((a.1.bm * a.1.bn) as u64)))
+    });
     let (t, tile, clock) = best.ok_or_else(|| Error::Unsupported {
         gpu: gpu.key().to_string(),
         what: "this GEMM".into(),

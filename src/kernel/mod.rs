@@ -136,8 +136,15 @@ pub fn predict(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, timing: 
 
 /// Predicts one op on one GPU in a given context.
 pub fn predict_in(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, ctx: Context) -> Result<Prediction> {
+    predict_on(gpu, templates, op, dtype, ctx, None)
+}
+
+/// Predicts one op in a given context on a node of type `node_type`: a table of
+/// `kernels/topologies.toml`, as named by the `node_type` tag of collective trace rows.
+/// `None` derives the node from the GPU profile. Only collectives depend on the node.
+pub fn predict_on(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, ctx: Context, node_type: Option<&str>) -> Result<Prediction> {
     let timing = ctx.timing;
-    let est = estimate(gpu, templates, op, dtype, ctx.l2_warm)?;
+    let est = estimate_on(gpu, templates, op, dtype, ctx.l2_warm, node_type)?;
     let host_ms = match timing {
         Timing::Kernel => 0.0,
         Timing::Op => {
@@ -169,11 +176,16 @@ pub fn predict_in(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, ctx: 
 
 /// GPU-side estimate for one op, dispatched by kind.
 pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm: bool) -> Result<KernelEstimate> {
+    estimate_on(gpu, templates, op, dtype, l2_warm, None)
+}
+
+/// As `estimate`, on a node of type `node_type` (see `predict_on`).
+pub fn estimate_on(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm: bool, node_type: Option<&str>) -> Result<KernelEstimate> {
     let mut est = match *op {
         Op::Gemm { b, m, n, k, bias } => gemm::estimate(gpu, templates, gemm::GemmProblem::new(b, m, n, k, bias, dtype), l2_warm)?,
         Op::Conv2d { .. } => conv::estimate(gpu, templates, op, dtype, l2_warm)?,
         Op::Attention { .. } => attention::estimate(gpu, templates, op, dtype, l2_warm)?,
-        Op::AllReduce { .. } | Op::SendRecv { .. } => collective::estimate(gpu, op, dtype)?,
+        Op::AllReduce { .. } | Op::SendRecv { .. } => collective::estimate(gpu, templates, op, dtype, node_type)?,
         _ => memory_bound::estimate(gpu, templates, op, dtype, l2_warm)?,
     };
     // No kernel finishes faster than an empty one.

@@ -47,7 +47,8 @@ pub fn replay_row(reg: &Registry, file: &TraceFile, index: usize, target: Option
         Ok(t) => t,
         Err(e) => return ReplayRow::skipped(e.to_string()),
     };
-    match kernel::predict(gpu, &reg.templates, &op, dtype, timing) {
+    let node_type = crate::trace::canonical::tag(row.tags, "node_type");
+    match kernel::predict_on(gpu, &reg.templates, &op, dtype, kernel::Context::for_timing(timing), node_type) {
         Ok(p) => ReplayRow { predicted_ms: Some(p.predicted_ms), status: String::new(), tile: p.tile, bound: p.bound },
         Err(e) => ReplayRow::skipped(e.to_string()),
     }

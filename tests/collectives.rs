@@ -1,0 +1,197 @@
+//! NCCL collectives: physical behaviour on the node topologies of kernels/topologies.toml,
+//! and accuracy against vidur's measurements when ../shared/traces is present.
+
+use phantom_gpu::hw::Registry;
+use phantom_gpu::kernel::{self, Context, Dtype, Op, Prediction, Timing};
+use phantom_gpu::trace::canonical::{TraceFile, TraceKind};
+use phantom_gpu::validate::{self, fit};
+use std::path::Path;
+
+fn reg() -> Registry {
+    Registry::builtin().expect("built-in data loads")
+}
+
+fn all_reduce(bytes: u64, gpus: u64, nodes: u64) -> Op {
+    Op::AllReduce { bytes, gpus, nodes, gpus_per_node: gpus.div_ceil(nodes) }
+}
+
+fn send_recv(bytes: u64, nodes: u64) -> Op {
+    Op::SendRecv { bytes, gpus: 2, nodes, gpus_per_node: 2 / nodes }
+}
+
+fn predict(reg: &Registry, gpu: &str, op: &Op, node_type: Option<&str>) -> phantom_gpu::Result<Prediction> {
+    let g = reg.gpu(gpu).unwrap();
+    kernel::predict_on(g, &reg.templates, op, Dtype::Fp16, Context::for_timing(Timing::Kernel), node_type)
+}
+
+fn ms(reg: &Registry, gpu: &str, op: &Op, node_type: Option<&str>) -> f64 {
+    predict(reg, gpu, op, node_type).unwrap_or_else(|e| panic!("{gpu} {op:?} on {node_type:?}: {e}")).predicted_ms
+}
+
+const SETUPS: &[(&str, Option<&str>)] = &[
+    ("a100-sxm4-80gb", Some("a100_dgx")),
+    ("a100-pcie-80gb", Some("a100_pairwise_nvlink")),
+    ("a40", Some("a40_pairwise_nvlink")),
+    ("h100-sxm5-80gb", Some("h100_dgx")),
+    ("a100-sxm4-80gb", None),
+    ("a100-pcie-80gb", None),
+    ("t4", None),
+];
+
+#[test]
+fn all_reduce_time_grows_with_bytes() {
+    let reg = reg();
+    for &(gpu, node) in SETUPS {
+        let gpn: u64 = if node == Some("a100_pairwise_nvlink") { 4 } else { 8 };
+        for (gpus, nodes) in [(2, 1), (gpn, 1), (2, 2), (2 * gpn, 2)] {
+            let mut last = 0.0;
+            let mut bytes = 2048u64;
+            while bytes <= 1 << 30 {
+                let t = ms(&reg, gpu, &all_reduce(bytes, gpus, nodes), node);
+                assert!(t.is_finite() && t > 0.0);
+                assert!(t >= last, "{gpu} {node:?} {gpus} GPUs/{nodes} nodes: {bytes} B takes {t} ms < {last} ms for half as much");
+                last = t;
+                bytes *= 2;
+            }
+            let big = ms(&reg, gpu, &all_reduce(1 << 30, gpus, nodes), node);
+            let small = ms(&reg, gpu, &all_reduce(1 << 20, gpus, nodes), node);
+            assert!(big > 10.0 * small, "{gpu} {node:?}: 1 GiB ({big} ms) not bandwidth-bound against 1 MiB ({small} ms)");
+        }
+    }
+}
+
+#[test]
+fn all_reduce_time_grows_with_gpus_on_one_node() {
+    let reg = reg();
+    for &(gpu, node) in SETUPS {
+        let max = if node == Some("a100_pairwise_nvlink") { 4 } else { 8 };
+        for bytes in [64u64 << 10, 16 << 20, 256 << 20] {
+            let mut last = 0.0;
+            for gpus in (2..=max).step_by(2) {
+                let t = ms(&reg, gpu, &all_reduce(bytes, gpus, 1), node);
+                assert!(t >= last, "{gpu} {node:?}: {gpus} GPUs take {t} ms < {last} ms with fewer, {bytes} B");
+                last = t;
+            }
+        }
+    }
+}
+
+#[test]
+fn crossing_nodes_is_slower_than_staying_in_a_node_for_large_buffers() {
+    let reg = reg();
+    for &(gpu, node) in SETUPS {
+        let gpn: u64 = if node == Some("a100_pairwise_nvlink") { 4 } else { 8 };
+        for bytes in [64u64 << 20, 512 << 20] {
+            let inside = ms(&reg, gpu, &all_reduce(bytes, gpn, 1), node);
+            let across = ms(&reg, gpu, &all_reduce(bytes, gpn, 2), node);
+            assert!(across > inside, "{gpu} {node:?}: {gpn} GPUs on 2 nodes ({across} ms) not slower than on 1 ({inside} ms), {bytes} B");
+            let p2p_inside = ms(&reg, gpu, &send_recv(bytes, 1), node);
+            let p2p_across = ms(&reg, gpu, &send_recv(bytes, 2), node);
+            // GPUDirect traffic crosses the GPU's own PCIe link, so on a PCIe-only node
+            // the network is never faster than a peer inside the node.
+            assert!(p2p_across >= p2p_inside * 0.99, "{gpu} {node:?}: send_recv across nodes {p2p_across} ms < inside {p2p_inside} ms");
+        }
+    }
+}
+
+#[test]
+fn nvlink_nodes_beat_pcie_nodes_and_bus_bandwidth_stays_below_the_link() {
+    let reg = reg();
+    let op = all_reduce(256 << 20, 4, 1);
+    // The same A100 PCIe card: a ring over 4 bridged cards leaves each pair over PCIe;
+    // two bridged cards stay on NVLink.
+    let pair = ms(&reg, "a100-pcie-80gb", &all_reduce(256 << 20, 2, 1), Some("a100_pairwise_nvlink"));
+    let pcie_pair = ms(&reg, "a100-pcie-80gb", &all_reduce(256 << 20, 2, 1), None);
+    assert!(pair * 5.0 < pcie_pair, "NVLink pair {pair} ms vs PCIe pair {pcie_pair} ms");
+    let dgx = ms(&reg, "a100-sxm4-80gb", &op, Some("a100_dgx"));
+    let four_pcie = ms(&reg, "a100-pcie-80gb", &op, Some("a100_pairwise_nvlink"));
+    assert!(dgx * 5.0 < four_pcie, "NVSwitch {dgx} ms vs pairs+PCIe {four_pcie} ms");
+    for &(gpu, node) in SETUPS {
+        let g = reg.gpu(gpu).unwrap();
+        let p = predict(&reg, gpu, &op, node).unwrap();
+        let link = g.profile.interconnect.nvlink_bandwidth_gbs_per_direction.unwrap_or(0.0).max(64.0);
+        assert!(p.gbs <= link, "{gpu} {node:?}: bus bandwidth {} GB/s above its fastest link", p.gbs);
+        assert!(p.tile.as_deref().is_some_and(|t| t.starts_with("ring/") || t.starts_with("tree/")), "{:?}", p.tile);
+    }
+}
+
+#[test]
+fn unknown_node_type_is_an_error_that_names_the_known_ones() {
+    let reg = reg();
+    let op = all_reduce(1 << 20, 8, 1);
+    let err = predict(&reg, "a100-sxm4-80gb", &op, Some("a100_dgz")).unwrap_err().to_string();
+    assert!(err.contains("unknown node_type 'a100_dgz'"), "{err}");
+    assert!(err.contains("a100_dgx") && err.contains("a40_pairwise_nvlink"), "{err}");
+    assert!(err.contains("did you mean: a100_dgx"), "{err}");
+    // An empty tag is no node type: the node comes from the GPU profile.
+    assert_eq!(ms(&reg, "a100-sxm4-80gb", &op, Some("")), ms(&reg, "a100-sxm4-80gb", &op, None));
+    // A node type cannot host more GPUs per node than it has.
+    let err = predict(&reg, "a100-pcie-80gb", &op, Some("a100_pairwise_nvlink")).unwrap_err().to_string();
+    assert!(err.contains("4 GPUs per node"), "{err}");
+}
+
+#[test]
+fn without_a_node_type_sxm_boards_get_nvswitch_and_pcie_boards_get_pcie() {
+    let reg = reg();
+    let op = all_reduce(256 << 20, 8, 1);
+    let sxm = ms(&reg, "a100-sxm4-80gb", &op, None);
+    let dgx = ms(&reg, "a100-sxm4-80gb", &op, Some("a100_dgx"));
+    assert!((sxm / dgx - 1.0).abs() < 1e-9, "default SXM node {sxm} ms vs DGX {dgx} ms");
+    let pcie = ms(&reg, "a100-pcie-80gb", &op, None);
+    // NCCL counts PCIe Gen4 x16 as 24 GB/s: 2·7/8·256 MiB / 24 GB/s ≈ 19.6 ms.
+    assert!((pcie / 19.57 - 1.0).abs() < 0.05, "PCIe ring {pcie} ms");
+}
+
+// ---------------------------------------------------------------------------------------
+// Against vidur's measurements
+// ---------------------------------------------------------------------------------------
+
+/// Median APE (%) of all_reduce report rows, and of those matching `setup`.
+fn vidur_median_ape(op: &str, keep: impl Fn(&str, &str) -> bool) -> Option<(usize, f64)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/traces/vidur.collectives.csv");
+    if !path.exists() {
+        eprintln!("skipping: {} not found (the real traces live beside the checkout)", path.display());
+        return None;
+    }
+    let reg = reg();
+    let f = TraceFile::read(&path).unwrap();
+    assert_eq!(f.kind, TraceKind::Kernels);
+    let rows = validate::replay_kernels(&reg, &f, None, &|_| {});
+    let mut errs = vec![];
+    for ((rec, r), &line) in f.rows.iter().zip(&rows).zip(&f.lines) {
+        let k = f.kernel_row(rec);
+        if k.op != op || fit::is_fit_line(line) || !keep(k.shape, k.tags) {
+            continue;
+        }
+        let (Some(p), Some(m)) = (r.predicted_ms, k.measured_ms) else {
+            panic!("line {line}: no prediction ({})", r.status);
+        };
+        errs.push(((p - m) / m * 100.0).abs());
+    }
+    errs.sort_by(f64::total_cmp);
+    Some((errs.len(), validate::metrics::percentile(&errs, 0.5)))
+}
+
+#[test]
+fn vidur_all_reduce_median_ape_does_not_regress() {
+    // 33.4 % when written (NCCL's model on the documented hardware; see the report in
+    // kernels/topologies.toml notes for the inter-node rows measured far below their NICs).
+    let Some((n, ape)) = vidur_median_ape("all_reduce", |_, _| true) else { return };
+    eprintln!("vidur all_reduce: {n} report rows, median APE {ape:.1} %");
+    assert!(n > 10_000, "{n} rows");
+    assert!(ape <= 35.0, "median APE {ape:.1} % (was 33.4 %)");
+}
+
+#[test]
+fn vidur_pcie_ring_is_within_five_percent() {
+    // 4 bridged A100 PCIe cards: the ring leaves each pair over PCIe, which NCCL counts as
+    // 24 GB/s. Nothing about this node is unknown, and the model lands at 1.8 %.
+    let Some((n, ape)) = vidur_median_ape("all_reduce", |shape, tags| {
+        tags.contains("node_type=a100_pairwise_nvlink") && shape.contains("gpus=4;")
+    }) else {
+        return;
+    };
+    eprintln!("vidur all_reduce a100_pairwise_nvlink 4 GPUs: {n} report rows, median APE {ape:.1} %");
+    assert!(n > 2000, "{n} rows");
+    assert!(ape <= 5.0, "median APE {ape:.1} %");
+}
