@@ -99,11 +99,7 @@ fn committed_fitted_parameters_are_what_the_fit_command_produces() {
             continue;
         }
         let stored = if scope == "host" {
-            match name.as_str() {
-                "eager_op_us" => committed.templates.launch.eager_op_us,
-                "library_call_us" => committed.templates.launch.library_call_us,
-                _ => unreachable!(),
-            }
+            fit::host_get(&committed, name)
         } else {
             fit::get(committed.isa(scope).unwrap(), name)
         };

@@ -357,7 +357,7 @@ pub fn validate(reg: &Registry, o: &ValidateOptions, format: Format) -> Result<S
                     baseline_samples.entry((key.clone(), pred.clone())).or_default().push(validate::metrics::pct_error(*v, m).abs());
                 }
             }
-            if o.tiles {
+            if o.tiles && k.op == "gemm" {
                 if let (Some(name), Some(tile)) = (tag(k.tags, "kernel"), r.tile.as_deref()) {
                     let e = tile_hits.entry(format!("{}|{}", k.gpu, k.op)).or_default();
                     e.1 += 1;

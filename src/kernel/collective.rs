@@ -511,7 +511,7 @@ impl Setup {
 /// loop (see the module notes). The eager-call and library-call costs of
 /// `kernels/launch.toml`.
 pub fn host_call_us(templates: &Templates) -> f64 {
-    templates.launch.eager_op_us + templates.launch.library_call_us
+    templates.launch.host_us("gemm")
 }
 
 /// The setup of one collective op on a node.

@@ -104,13 +104,6 @@ pub struct Prediction {
     pub launches: u32,
 }
 
-/// Host-side cost of one eager framework call, in microseconds: Python + dispatcher +
-/// CUDA launch, seen by CUDA events around the call (`timing=op`).
-/// Fitted: see `kernels/launch.toml`.
-pub fn eager_op_us(t: &Templates) -> f64 {
-    t.launch.eager_op_us
-}
-
 /// Where an op runs: how it is timed and whether its data is warm in L2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Context {
@@ -149,8 +142,7 @@ pub fn predict_on(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, ctx: 
         Timing::Kernel => 0.0,
         Timing::Op => {
             let l = &templates.launch;
-            let library = if matches!(op, Op::Gemm { .. } | Op::Conv2d { .. }) { l.library_call_us } else { 0.0 };
-            (l.eager_op_us + library + (est.launches.saturating_sub(1)) as f64 * l.extra_launch_us) / 1000.0
+            (l.host_us(op.name()) + (est.launches.saturating_sub(1)) as f64 * l.extra_launch_us) / 1000.0
         }
     };
     let predicted_ms = est.kernel_ms + host_ms;

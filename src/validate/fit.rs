@@ -102,10 +102,6 @@ pub struct Param {
     pub rows: fn(&Sample) -> bool,
 }
 
-fn is_mem_op(s: &Sample) -> bool {
-    matches!(s.op.name(), "elementwise" | "softmax" | "layernorm" | "rmsnorm" | "silu_mul" | "rope" | "embedding")
-}
-
 /// Matrix work large enough that host cost and fixed overheads do not decide its time.
 fn big_matrix(s: &Sample, fp32: bool) -> bool {
     matches!(s.op, Op::Gemm { .. }) && (s.dtype == Dtype::Fp32) == fp32 && s.op.flops() >= 2e9
@@ -123,17 +119,42 @@ pub const ARCH_PARAMS: &[Param] = &[
     Param { name: "cta_overhead_cycles", lo: 100.0, hi: 20000.0, rows: mid_matrix },
 ];
 
-/// Host parameters (one value for every GPU): fitted on op-timed rows.
+/// A framework call small enough that its host cost decides its time.
+fn small_call(s: &Sample, op: &str) -> bool {
+    if s.ctx.timing != Timing::Op || s.op.name() != op {
+        return false;
+    }
+    match s.op {
+        Op::Gemm { .. } | Op::Conv2d { .. } => s.op.flops() < 2e7,
+        _ => crate::kernel::memory_bound::traffic(&s.op, s.dtype).elems < 262144.0,
+    }
+}
+
+/// Host parameters (one value for every GPU, a property of the framework): fitted on
+/// op-timed rows whose kernels are tiny.
 pub const HOST_PARAMS: &[Param] = &[
-    Param { name: "eager_op_us", lo: 3.0, hi: 80.0, rows: |s| s.ctx.timing == Timing::Op && is_mem_op(s) },
-    Param { name: "library_call_us", lo: 0.1, hi: 60.0, rows: |s| s.ctx.timing == Timing::Op && matches!(s.op, Op::Gemm { .. } | Op::Conv2d { .. }) && s.op.flops() < 2e7 },
+    // Every op-timed element-wise row: the host cost is most of most of them.
+    Param { name: "eager_op_us", lo: 3.0, hi: 80.0, rows: |s| s.ctx.timing == Timing::Op && s.op.name() == "elementwise" },
+    Param { name: "op_us.softmax", lo: 3.0, hi: 120.0, rows: |s| small_call(s, "softmax") },
+    Param { name: "op_us.layernorm", lo: 3.0, hi: 120.0, rows: |s| small_call(s, "layernorm") },
+    Param { name: "op_us.gemm", lo: 3.0, hi: 120.0, rows: |s| small_call(s, "gemm") },
 ];
 
 fn host_set(reg: &mut Registry, name: &str, v: f64) {
-    match name {
-        "eager_op_us" => reg.templates.launch.eager_op_us = v,
-        "library_call_us" => reg.templates.launch.library_call_us = v,
-        _ => unreachable!("unknown host parameter {name}"),
+    match name.strip_prefix("op_us.") {
+        Some(op) => {
+            reg.templates.launch.op_us.insert(op.to_string(), v);
+        }
+        None if name == "eager_op_us" => reg.templates.launch.eager_op_us = v,
+        None => unreachable!("unknown host parameter {name}"),
+    }
+}
+
+/// A host parameter's committed value.
+pub fn host_get(reg: &Registry, name: &str) -> f64 {
+    match name.strip_prefix("op_us.") {
+        Some(op) => reg.templates.launch.host_us(op),
+        None => reg.templates.launch.eager_op_us,
     }
 }
 
@@ -234,13 +255,13 @@ pub fn fit(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitReport {
     }
     let launch = crate::kernel::templates::LaunchModel::default();
     reg.templates.launch.eager_op_us = launch.eager_op_us;
-    reg.templates.launch.library_call_us = launch.library_call_us;
+    reg.templates.launch.op_us.clear();
     let mut report = FitReport { gpus: samples.iter().map(|s| s.gpu.clone()).collect(), ..Default::default() };
     let archs: BTreeSet<String> = samples.iter().map(|s| s.arch.clone()).collect();
     for _ in 0..sweeps {
         for p in HOST_PARAMS {
             let rows = relevant(samples, p, None);
-            if rows.is_empty() {
+            if rows.len() < 20 {
                 continue;
             }
             let v = golden(p.lo, p.hi, |v| {
@@ -339,7 +360,15 @@ pub fn write_back(report: &FitReport, repo: &std::path::Path, command: &str) -> 
                 )
             };
             if host {
-                doc[name] = value(rounded);
+                match name.strip_prefix("op_us.") {
+                    Some(op) => {
+                        if !doc.contains_key("op_us") {
+                            doc["op_us"] = toml_edit::table();
+                        }
+                        doc["op_us"][op] = value(rounded);
+                    }
+                    None => doc[name] = value(rounded),
+                }
                 doc["sources"][name] = value(how);
             } else {
                 let table = table_of(name);
