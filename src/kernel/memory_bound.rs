@@ -93,6 +93,10 @@ fn implementation<'a>(t: &'a Templates, op: &str) -> MemoryBoundImpl {
         vector_elems: 4,
         loads_in_flight: 1,
         passes: 1,
+        long_row_cols: None,
+        long_row_passes: None,
+        reread: "row".into(),
+        launches: 1,
         int_ops_per_elem: 2.0,
         source: String::new(),
     })
@@ -114,8 +118,27 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
     let per_thread = imp.vector_elems as f64 * dtype.bytes() * imp.loads_in_flight as f64 * t.inputs;
     let inflight = (threads.min(max_threads) * per_thread).min(sms * eff.bytes_in_flight_per_sm);
     let level = if l2_warm && memory::fits_l2(gpu, bytes) { Level::L2 } else { Level::Dram };
-    let reread = t.read * imp.passes.saturating_sub(1) as f64;
-    let mem_s = memory::stream_seconds(gpu, level, bytes, inflight, clock) + reread / memory::l2_bytes_per_s(gpu, clock);
+    // Further passes over the input: from L2 while what they re-read is still there.
+    let (rows, cols) = row_shape(op);
+    let passes = match (imp.long_row_cols, imp.long_row_passes) {
+        (Some(limit), Some(p)) if cols > limit => p,
+        _ => imp.passes,
+    };
+    let reread = t.read * passes.saturating_sub(1) as f64;
+    let reuse_bytes = if imp.reread == "tensor" {
+        t.read
+    } else {
+        // Rows in flight: resident blocks of up to 1024 threads, one row each.
+        let block = ((cols as f64 / imp.vector_elems as f64).ceil()).clamp(32.0, 1024.0);
+        let rows_in_flight = (sms * (gpu.profile.memory.max_threads_per_sm as f64 / block).floor().max(1.0)).min(rows as f64);
+        rows_in_flight * cols as f64 * dtype.bytes()
+    };
+    let reread_s = if level == Level::L2 || memory::fits_l2(gpu, reuse_bytes) {
+        reread / memory::l2_bytes_per_s(gpu, clock)
+    } else {
+        memory::stream_seconds(gpu, Level::Dram, reread, inflight, clock)
+    };
+    let mem_s = memory::stream_seconds(gpu, level, bytes, inflight, clock) + reread_s;
     let lanes = gpu.rates.ffma_flop_per_clk / 2.0 * sms * hz;
     let math_s = t.flops / lanes;
     let int_s = t.elems * imp.int_ops_per_elem / lanes;
@@ -137,6 +160,18 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
         clock_mhz: clock,
         bytes: if level == Level::Dram { bytes } else { 0.0 },
         flops: t.flops,
-        launches: 1,
+        launches: imp.launches,
     })
+}
+
+/// (rows, cols) of a row-wise op; element-wise ops are one long row.
+fn row_shape(op: &Op) -> (u64, u64) {
+    match *op {
+        Op::Softmax { rows, cols } | Op::Layernorm { rows, cols } | Op::Rmsnorm { rows, cols } => (rows, cols),
+        Op::SiluMul { tokens, cols } => (tokens, cols),
+        Op::Embedding { tokens, dim, .. } => (tokens, dim),
+        Op::Rope { tokens, hq, hkv, d } => (tokens, (hq + hkv) * d),
+        Op::Elementwise { numel, .. } => (1, numel),
+        _ => (1, 1),
+    }
 }

@@ -152,12 +152,34 @@ pub struct MemoryBoundImpl {
     pub vector_elems: u32,
     /// Independent loads a thread keeps in flight (per input tensor for element-wise).
     pub loads_in_flight: u32,
-    /// Passes over the data; passes after the first are served from L1/L2.
+    /// Passes over the input (reads of it).
     pub passes: u32,
+    /// Rows longer than this take `long_row_passes` passes instead (a row no longer fits
+    /// one warp's registers).
+    #[serde(default)]
+    pub long_row_cols: Option<u64>,
+    #[serde(default)]
+    pub long_row_passes: Option<u32>,
+    /// `row`: a pass re-reads the row just read (an L2 hit while the rows in flight fit
+    /// in L2); `tensor`: each pass is its own kernel over the whole tensor (an L2 hit only
+    /// when the tensor fits).
+    #[serde(default = "default_reread")]
+    pub reread: String,
+    /// Kernels one call launches.
+    #[serde(default = "one")]
+    pub launches: u32,
     /// Integer (index) instructions per element.
     pub int_ops_per_elem: f64,
     #[serde(default)]
     pub source: String,
+}
+
+fn default_reread() -> String {
+    "row".into()
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
