@@ -510,8 +510,8 @@ impl Setup {
 /// Host time of one eager collective call, µs: the floor of a measured all-reduce in a
 /// loop (see the module notes). The eager-call and library-call costs of
 /// `kernels/launch.toml`.
-pub fn host_call_us(templates: &Templates) -> f64 {
-    templates.launch.host_us("gemm")
+pub fn host_call_us(gpu: &Gpu, templates: &Templates) -> f64 {
+    templates.launch.host_us(&gpu.profile.vendor, "gemm")
 }
 
 /// The setup of one collective op on a node.
@@ -582,7 +582,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, _dtype: Dtype, node_t
     est.kernel_ms = c.us / 1000.0;
     est.bound = if c.us - c.latency_us > c.latency_us { Bound::Network } else { Bound::Latency };
     if all_reduce {
-        let floor = host_call_us(templates);
+        let floor = host_call_us(gpu, templates);
         if floor > c.us {
             est.kernel_ms = floor / 1000.0;
             est.bound = Bound::Launch;

@@ -142,7 +142,7 @@ pub fn predict_on(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, ctx: 
         Timing::Kernel => 0.0,
         Timing::Op => {
             let l = &templates.launch;
-            (l.host_us(op.name()) + (est.launches.saturating_sub(1)) as f64 * l.extra_launch_us) / 1000.0
+            (l.host_us(&gpu.profile.vendor, op.name()) + (est.launches.saturating_sub(1)) as f64 * l.extra_launch_us) / 1000.0
         }
     };
     let predicted_ms = est.kernel_ms + host_ms;

@@ -115,30 +115,36 @@ pub struct LaunchModel {
     pub eager_op_us: f64,
     /// Each further kernel the same call launches (µs).
     pub extra_launch_us: f64,
-    /// Host cost of one call by op kind, where it differs from `eager_op_us`: module
-    /// calls (nn.Softmax, nn.LayerNorm), and cuBLAS/cuDNN heuristics and descriptors.
+    /// Host cost of one call by op kind beyond `eager_op_us`: module calls (nn.Softmax,
+    /// nn.LayerNorm), and cuBLAS/cuDNN heuristics and descriptors.
     #[serde(default)]
-    pub op_us: std::collections::BTreeMap<String, f64>,
+    pub op_extra_us: std::collections::BTreeMap<String, f64>,
+    /// `eager_op_us` of another vendor's runtime (HIP dispatch on ROCm differs from
+    /// CUDA's), by the profile's `vendor`.
+    #[serde(default)]
+    pub vendor_eager_op_us: std::collections::BTreeMap<String, f64>,
     #[serde(default)]
     pub sources: std::collections::BTreeMap<String, String>,
 }
 
 impl LaunchModel {
-    /// Host cost of one eager call of this op kind, µs. A cuDNN convolution with no
-    /// figure of its own pays what a cuBLAS call pays (both set up descriptors and
-    /// consult heuristics); anything else unlisted pays the plain eager cost.
-    pub fn host_us(&self, op: &str) -> f64 {
-        match (self.op_us.get(op), op) {
+    /// Host cost of one eager call of this op kind on a vendor's runtime, µs. A cuDNN
+    /// convolution with no figure of its own pays what a cuBLAS call pays (both set up
+    /// descriptors and consult heuristics); anything else unlisted pays the plain cost.
+    pub fn host_us(&self, vendor: &str, op: &str) -> f64 {
+        let base = self.vendor_eager_op_us.get(vendor).copied().unwrap_or(self.eager_op_us);
+        let extra = match (self.op_extra_us.get(op), op) {
             (Some(v), _) => *v,
-            (None, "conv2d") => self.op_us.get("gemm").copied().unwrap_or(self.eager_op_us),
-            (None, _) => self.eager_op_us,
-        }
+            (None, "conv2d") => self.op_extra_us.get("gemm").copied().unwrap_or(0.0),
+            (None, _) => 0.0,
+        };
+        base + extra
     }
 }
 
 impl Default for LaunchModel {
     fn default() -> Self {
-        LaunchModel { eager_op_us: 20.0, extra_launch_us: 5.0, op_us: Default::default(), sources: Default::default() }
+        LaunchModel { eager_op_us: 20.0, extra_launch_us: 5.0, op_extra_us: Default::default(), vendor_eager_op_us: Default::default(), sources: Default::default() }
     }
 }
 

@@ -27,6 +27,7 @@ pub fn is_fit_line(line: usize) -> bool {
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub gpu: String,
+    pub vendor: String,
     pub arch: String,
     pub op: Op,
     pub dtype: Dtype,
@@ -53,6 +54,7 @@ pub fn samples(reg: &Registry, files: &[TraceFile], keep: impl Fn(usize) -> bool
             }
             out.push(Sample {
                 gpu: gpu.key().to_string(),
+                vendor: gpu.profile.vendor.clone(),
                 arch: gpu.profile.architecture.clone(),
                 op,
                 dtype,
@@ -133,28 +135,36 @@ fn small_call(s: &Sample, op: &str) -> bool {
 /// Host parameters (one value for every GPU, a property of the framework): fitted on
 /// op-timed rows whose kernels are tiny.
 pub const HOST_PARAMS: &[Param] = &[
-    // Every op-timed element-wise row: the host cost is most of most of them.
-    Param { name: "eager_op_us", lo: 3.0, hi: 80.0, rows: |s| s.ctx.timing == Timing::Op && s.op.name() == "elementwise" },
-    Param { name: "op_us.softmax", lo: 3.0, hi: 120.0, rows: |s| small_call(s, "softmax") },
-    Param { name: "op_us.layernorm", lo: 3.0, hi: 120.0, rows: |s| small_call(s, "layernorm") },
-    Param { name: "op_us.gemm", lo: 3.0, hi: 120.0, rows: |s| small_call(s, "gemm") },
+    // Every op-timed element-wise row on NVIDIA (CUDA) or AMD (HIP): the host cost is
+    // most of most of them.
+    Param { name: "eager_op_us", lo: 3.0, hi: 80.0, rows: |s| s.ctx.timing == Timing::Op && s.op.name() == "elementwise" && s.vendor == "NVIDIA" },
+    Param { name: "vendor_eager_op_us.AMD", lo: 3.0, hi: 80.0, rows: |s| s.ctx.timing == Timing::Op && s.op.name() == "elementwise" && s.vendor == "AMD" },
+    Param { name: "op_extra_us.softmax", lo: 0.01, hi: 100.0, rows: |s| small_call(s, "softmax") },
+    Param { name: "op_extra_us.layernorm", lo: 0.01, hi: 100.0, rows: |s| small_call(s, "layernorm") },
+    Param { name: "op_extra_us.gemm", lo: 0.01, hi: 100.0, rows: |s| small_call(s, "gemm") },
 ];
 
 fn host_set(reg: &mut Registry, name: &str, v: f64) {
-    match name.strip_prefix("op_us.") {
-        Some(op) => {
-            reg.templates.launch.op_us.insert(op.to_string(), v);
+    let l = &mut reg.templates.launch;
+    match name.split_once('.') {
+        Some(("op_extra_us", op)) => {
+            l.op_extra_us.insert(op.to_string(), v);
         }
-        None if name == "eager_op_us" => reg.templates.launch.eager_op_us = v,
-        None => unreachable!("unknown host parameter {name}"),
+        Some(("vendor_eager_op_us", vendor)) => {
+            l.vendor_eager_op_us.insert(vendor.to_string(), v);
+        }
+        _ if name == "eager_op_us" => l.eager_op_us = v,
+        _ => unreachable!("unknown host parameter {name}"),
     }
 }
 
 /// A host parameter's committed value.
 pub fn host_get(reg: &Registry, name: &str) -> f64 {
-    match name.strip_prefix("op_us.") {
-        Some(op) => reg.templates.launch.host_us(op),
-        None => reg.templates.launch.eager_op_us,
+    let l = &reg.templates.launch;
+    match name.split_once('.') {
+        Some(("op_extra_us", op)) => l.op_extra_us.get(op).copied().unwrap_or(0.0),
+        Some(("vendor_eager_op_us", vendor)) => l.vendor_eager_op_us.get(vendor).copied().unwrap_or(l.eager_op_us),
+        _ => l.eager_op_us,
     }
 }
 
@@ -255,7 +265,8 @@ pub fn fit(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitReport {
     }
     let launch = crate::kernel::templates::LaunchModel::default();
     reg.templates.launch.eager_op_us = launch.eager_op_us;
-    reg.templates.launch.op_us.clear();
+    reg.templates.launch.op_extra_us.clear();
+    reg.templates.launch.vendor_eager_op_us.clear();
     let mut report = FitReport { gpus: samples.iter().map(|s| s.gpu.clone()).collect(), ..Default::default() };
     let archs: BTreeSet<String> = samples.iter().map(|s| s.arch.clone()).collect();
     for _ in 0..sweeps {
@@ -360,12 +371,12 @@ pub fn write_back(report: &FitReport, repo: &std::path::Path, command: &str) -> 
                 )
             };
             if host {
-                match name.strip_prefix("op_us.") {
-                    Some(op) => {
-                        if !doc.contains_key("op_us") {
-                            doc["op_us"] = toml_edit::table();
+                match name.split_once('.') {
+                    Some((table, key)) => {
+                        if !doc.contains_key(table) {
+                            doc[table] = toml_edit::table();
                         }
-                        doc["op_us"][op] = value(rounded);
+                        doc[table][key] = value(rounded);
                     }
                     None => doc[name] = value(rounded),
                 }
