@@ -38,7 +38,11 @@ impl GemmProblem {
 fn math_rate(gpu: &Gpu, dtype: Dtype) -> Result<(MathPath, f64)> {
     let eff = &gpu.isa.efficiency;
     match dtype {
-        Dtype::Fp32 => Ok((MathPath::Ffma, gpu.rates.ffma_flop_per_clk * eff.ffma_issue)),
+        // CDNA runs FP32 GEMM on its matrix cores (v_mfma_f32_*); NVIDIA on the FMA pipe.
+        Dtype::Fp32 => match gpu.tensor_flop_per_clk("fp32") {
+            Some(r) => Ok((MathPath::Tensor, r * eff.tensor_issue)),
+            None => Ok((MathPath::Ffma, gpu.rates.ffma_flop_per_clk * eff.ffma_issue)),
+        },
         _ => {
             if let Some(r) = gpu.tensor_flop_per_clk(dtype.name()) {
                 return Ok((MathPath::Tensor, r * eff.tensor_issue));
