@@ -26,7 +26,8 @@ fn no_prediction_beats_peak_flops_or_dram_bandwidth() {
         let boost = gpu.profile.compute.boost_clock_mhz * 1e6;
         for dtype in [Dtype::Fp32, Dtype::Fp16, Dtype::Bf16, Dtype::Tf32, Dtype::Fp8, Dtype::Int8] {
             let peak_rate = if dtype == Dtype::Fp32 {
-                gpu.rates.ffma_flop_per_clk
+                // CDNA also runs FP32 on its matrix cores.
+                gpu.rates.ffma_flop_per_clk.max(gpu.tensor_flop_per_clk("fp32").unwrap_or(0.0))
             } else {
                 match gpu.tensor_flop_per_clk(dtype.name()) {
                     Some(r) => r,
