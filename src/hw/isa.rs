@@ -100,8 +100,11 @@ pub struct Efficiency {
     /// Memory-level parallelism: bytes in flight per SM needed to cover DRAM latency
     /// (Little's law); small grids get bandwidth × (inflight / needed).
     pub bytes_in_flight_per_sm: f64,
-    /// Fixed cycles a CTA spends outside its main loop (prologue, epilogue, scheduling).
+    /// Fixed cycles a CTA spends outside its main loop (prologue, epilogue, scheduling),
+    /// for CUDA-core (FFMA) kernels.
     pub cta_overhead_cycles: f64,
+    /// The same for tensor-core kernels (deeper pipelines, different epilogues).
+    pub tensor_cta_overhead_cycles: f64,
     /// GPU time of the shortest kernel (launch to completion of an empty grid), µs.
     pub kernel_floor_us: f64,
     /// Resident warps per SM a main loop needs to keep the math pipes issuing.
@@ -123,6 +126,7 @@ impl Default for Efficiency {
             l2_bytes_per_clk_per_sm: 64.0,
             bytes_in_flight_per_sm: 32768.0,
             cta_overhead_cycles: 2000.0,
+            tensor_cta_overhead_cycles: 2000.0,
             kernel_floor_us: 2.0,
             warps_for_peak: 4.0,
             dram_loaded_latency_factor: 1.5,

@@ -92,7 +92,8 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
     let latency = gpu.isa.latency.l2_hit_cycles;
     let compute = math + sfu + fma;
     let step = compute.max(load).max(latency);
-    let cta_cycles = steps_per_cta * step + gpu.isa.latency.dram_cycles + eff.cta_overhead_cycles;
+    let overhead = if tensor.is_some() { eff.tensor_cta_overhead_cycles } else { eff.cta_overhead_cycles };
+    let cta_cycles = steps_per_cta * step + gpu.isa.latency.dram_cycles + overhead;
     let sm_s = rounds * cta_cycles / hz;
 
     let level = if l2_warm && memory::fits_l2(gpu, kv_bytes + qo_bytes) { Level::L2 } else { Level::Dram };

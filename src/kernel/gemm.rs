@@ -68,7 +68,7 @@ fn math_rate(gpu: &Gpu, dtype: Dtype) -> Result<(MathPath, f64)> {
 
 /// Tiles the library would consider: this architecture's for the dtype and path, or,
 /// for an architecture without its own list, every architecture's.
-fn candidates<'a>(t: &'a Templates, gpu: &Gpu, dtype: Dtype, path: MathPath) -> Vec<&'a GemmTile> {
+fn candidates<'a>(t: &'a Templates, gpu: &Gpu, dtype: Dtype, path: MathPath, batched: bool) -> Vec<&'a GemmTile> {
     let lookup = if path == MathPath::Ffma { "fp32" } else { dtype.name() };
     let arch = gpu.profile.architecture.as_str();
     let usable = |tile: &&GemmTile| {
@@ -78,6 +78,12 @@ fn candidates<'a>(t: &'a Templates, gpu: &Gpu, dtype: Dtype, path: MathPath) -> 
             && ctas_per_sm(gpu, tile, dtype) > 0
     };
     let own: Vec<_> = t.gemm.tile.iter().filter(usable).filter(|tile| tile.archs.iter().any(|a| a == arch)).collect();
+    if batched {
+        let for_batched: Vec<_> = own.iter().copied().filter(|tile| tile.batched_archs.iter().any(|a| a == arch)).collect();
+        if !for_batched.is_empty() {
+            return for_batched;
+        }
+    }
     if !own.is_empty() {
         return own;
     }
@@ -128,21 +134,35 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
     let k_per = ceil_div(p.k, split);
     let k_iters = ceil_div(k_per, tile.bk as u64) as f64;
 
-    // The busiest SM: q CTAs, run c at a time.
+    // The busiest SM: q CTAs, run c at a time; the last round may hold fewer, which then
+    // share the SM's pipes among fewer CTAs and finish sooner.
     let q = ceil_div(ctas, sms);
-    let conc = q.min(c) as f64;
-    let rounds = ceil_div(q, c) as f64;
-    let warps = conc * tile.threads as f64 / gpu.isa.warp_size as f64;
-    let util = (warps / eff.warps_for_peak).min(1.0);
-    let k_slices = tile.k_sliced.max(1) as f64;
-    let _ = k_slices;
-    let math_step = conc * 2.0 * (tile.bm * tile.bn * tile.bk) as f64 / (rate * p.issue_share * util);
-    let load_step = conc * (tile.bm + tile.bn) as f64 * tile.bk as f64 * bytes / eff.l2_bytes_per_clk_per_sm;
-    let latency_step = lat.l2_hit_cycles / (tile.stages.max(2) - 1) as f64;
-    let step = math_step.max(load_step).max(latency_step);
-    let epilogue = conc * (tile.bm * tile.bn) as f64 * out_bytes / eff.l2_bytes_per_clk_per_sm;
-    let cta_cycles = k_iters * step + lat.dram_cycles + epilogue + eff.cta_overhead_cycles;
-    let sm_seconds = rounds * cta_cycles / (clock * 1e6);
+    let rounds = ceil_div(q, c);
+    let last = q - (rounds - 1) * c;
+    let overhead = if tile.path == MathPath::Tensor { eff.tensor_cta_overhead_cycles } else { eff.cta_overhead_cycles };
+    // One round of `conc` CTAs resident together: cycles, and which resource bounds it.
+    let round = |conc: f64| {
+        let warps = conc * tile.threads as f64 / gpu.isa.warp_size as f64;
+        let util = (warps / eff.warps_for_peak).min(1.0);
+        let math_step = conc * 2.0 * (tile.bm * tile.bn * tile.bk) as f64 / (rate * p.issue_share * util);
+        let load_step = conc * (tile.bm + tile.bn) as f64 * tile.bk as f64 * bytes / eff.l2_bytes_per_clk_per_sm;
+        let latency_step = lat.l2_hit_cycles / (tile.stages.max(2) - 1) as f64;
+        let step = math_step.max(load_step).max(latency_step);
+        let epilogue = conc * (tile.bm * tile.bn) as f64 * out_bytes / eff.l2_bytes_per_clk_per_sm;
+        let cycles = k_iters * step + lat.dram_cycles + epilogue + overhead;
+        let bound = if step == math_step {
+            if tile.path == MathPath::Tensor { Bound::Tensor } else { Bound::Ffma }
+        } else if step == load_step {
+            Bound::L2
+        } else {
+            Bound::Latency
+        };
+        (cycles, bound)
+    };
+    let (full_cycles, full_bound) = round(q.min(c) as f64);
+    let (last_cycles, _) = round(last as f64);
+    let sm_cycles = if rounds > 1 { (rounds - 1) as f64 * full_cycles + last_cycles } else { last_cycles };
+    let sm_seconds = sm_cycles / (clock * 1e6);
 
     // DRAM: inputs re-read once per tile row/column a wave does not share.
     let a = (p.b * p.m * p.k) as f64 * bytes;
@@ -172,18 +192,7 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
         launches = 2;
     }
     let dram_seconds = dram_bytes / memory::dram_bytes_per_s(gpu);
-    let (seconds, bound) = if dram_seconds > sm_seconds {
-        (dram_seconds, Bound::Dram)
-    } else {
-        let b = if step == math_step {
-            if tile.path == MathPath::Tensor { Bound::Tensor } else { Bound::Ffma }
-        } else if step == load_step {
-            Bound::L2
-        } else {
-            Bound::Latency
-        };
-        (sm_seconds, b)
-    };
+    let (seconds, bound) = if dram_seconds > sm_seconds { (dram_seconds, Bound::Dram) } else { (sm_seconds, full_bound) };
     Some(Timed {
         seconds: seconds + reduce_seconds,
         bound,
@@ -201,7 +210,7 @@ pub fn candidates_timed(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_war
     let activity = if path == MathPath::Tensor { Activity::Tensor } else { Activity::Ffma };
     let sms = gpu.profile.compute.sm_count as u64;
     let mut out = vec![];
-    for tile in candidates(templates, gpu, p.dtype, path) {
+    for tile in candidates(templates, gpu, p.dtype, path, p.b > 1) {
         for split in splits_for(&p, tile, sms) {
             let grid = ceil_div(p.m, tile.bm as u64) * ceil_div(p.n, tile.bn as u64) * p.b;
             let util = ((grid * split) as f64 / sms as f64).min(1.0);
@@ -229,7 +238,7 @@ fn splits_for(p: &GemmProblem, tile: &GemmTile, sms: u64) -> Vec<u64> {
 
 pub fn estimate(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_warm: bool) -> Result<KernelEstimate> {
     let (path, rate) = math_rate(gpu, p.dtype)?;
-    let tiles = candidates(templates, gpu, p.dtype, path);
+    let tiles = candidates(templates, gpu, p.dtype, path, p.b > 1);
     if tiles.is_empty() {
         return Err(Error::Unsupported {
             gpu: gpu.key().to_string(),

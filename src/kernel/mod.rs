@@ -127,6 +127,15 @@ pub fn predict(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, timing: 
     predict_in(gpu, templates, op, dtype, Context::for_timing(timing))
 }
 
+/// The framework call an op stands for, for its host cost: a GEMM with a bias is an
+/// `nn.Linear` module call (addmm), one without is a plain `torch.bmm`/`matmul`.
+pub fn host_call_kind(op: &Op) -> &'static str {
+    match op {
+        Op::Gemm { bias: true, .. } => "linear",
+        other => other.name(),
+    }
+}
+
 /// Predicts one op on one GPU in a given context.
 pub fn predict_in(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, ctx: Context) -> Result<Prediction> {
     predict_on(gpu, templates, op, dtype, ctx, None)
@@ -142,7 +151,7 @@ pub fn predict_on(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, ctx: 
         Timing::Kernel => 0.0,
         Timing::Op => {
             let l = &templates.launch;
-            (l.host_us(&gpu.profile.vendor, op.name()) + (est.launches.saturating_sub(1)) as f64 * l.extra_launch_us) / 1000.0
+            (l.host_us(&gpu.profile.vendor, host_call_kind(op)) + (est.launches.saturating_sub(1)) as f64 * l.extra_launch_us) / 1000.0
         }
     };
     let predicted_ms = est.kernel_ms + host_ms;

@@ -41,6 +41,10 @@ pub struct GemmTile {
     /// Shared memory per CTA in bytes; when absent, stages × (bm + bn) × bk × dtype bytes.
     #[serde(default)]
     pub smem_bytes: Option<u32>,
+    /// Architectures whose strided-batched GEMM heuristic uses this tile: for b > 1 the
+    /// library chooses only among these (when the architecture lists any).
+    #[serde(default)]
+    pub batched_archs: Vec<String>,
     /// "Sliced" kernels split k across warps inside the CTA (`_sliced1x4`).
     #[serde(default)]
     pub k_sliced: u32,
@@ -135,7 +139,7 @@ impl LaunchModel {
         let base = self.vendor_eager_op_us.get(vendor).copied().unwrap_or(self.eager_op_us);
         let extra = match (self.op_extra_us.get(op), op) {
             (Some(v), _) => *v,
-            (None, "conv2d") => self.op_extra_us.get("gemm").copied().unwrap_or(0.0),
+            (None, "conv2d" | "linear") => self.op_extra_us.get("gemm").copied().unwrap_or(0.0),
             (None, _) => 0.0,
         };
         base + extra

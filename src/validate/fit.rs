@@ -109,8 +109,13 @@ fn big_matrix(s: &Sample, fp32: bool) -> bool {
     matches!(s.op, Op::Gemm { .. }) && (s.dtype == Dtype::Fp32) == fp32 && s.op.flops() >= 2e9
 }
 
-fn mid_matrix(s: &Sample) -> bool {
-    matches!(s.op, Op::Gemm { .. } | Op::Conv2d { .. } | Op::Attention { .. }) && s.op.flops() < 2e9 && s.op.flops() >= 2e7
+/// Mid-size matrix work on the FFMA pipe (fp32 on NVIDIA) or on the tensor cores.
+fn mid_matrix(s: &Sample, tensor: bool) -> bool {
+    let on_tensor = s.dtype != Dtype::Fp32 || s.arch.starts_with("cdna");
+    matches!(s.op, Op::Gemm { .. } | Op::Conv2d { .. } | Op::Attention { .. })
+        && s.op.flops() < 2e9
+        && s.op.flops() >= 2e7
+        && on_tensor == tensor
 }
 
 /// Per-architecture parameters, in fitting order.
@@ -118,7 +123,8 @@ pub const ARCH_PARAMS: &[Param] = &[
     Param { name: "ffma_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, true) },
     Param { name: "tensor_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, false) || (s.op.name() == "attention" && s.op.flops() >= 2e9) },
     Param { name: "conv_issue", lo: 0.2, hi: 1.0, rows: |s| matches!(s.op, Op::Conv2d { .. }) && s.op.flops() >= 2e9 },
-    Param { name: "cta_overhead_cycles", lo: 100.0, hi: 20000.0, rows: mid_matrix },
+    Param { name: "cta_overhead_cycles", lo: 100.0, hi: 20000.0, rows: |s| mid_matrix(s, false) },
+    Param { name: "tensor_cta_overhead_cycles", lo: 100.0, hi: 20000.0, rows: |s| mid_matrix(s, true) },
 ];
 
 /// A framework call small enough that its host cost decides its time.
@@ -127,6 +133,7 @@ fn small_call(s: &Sample, op: &str) -> bool {
         return false;
     }
     match s.op {
+        Op::Gemm { bias: true, .. } => s.op.flops() < 1e8,
         Op::Gemm { .. } | Op::Conv2d { .. } => s.op.flops() < 2e7,
         _ => crate::kernel::memory_bound::traffic(&s.op, s.dtype).elems < 262144.0,
     }
@@ -141,7 +148,8 @@ pub const HOST_PARAMS: &[Param] = &[
     Param { name: "vendor_eager_op_us.AMD", lo: 3.0, hi: 80.0, rows: |s| s.ctx.timing == Timing::Op && s.op.name() == "elementwise" && s.vendor == "AMD" },
     Param { name: "op_extra_us.softmax", lo: 0.01, hi: 100.0, rows: |s| small_call(s, "softmax") },
     Param { name: "op_extra_us.layernorm", lo: 0.01, hi: 100.0, rows: |s| small_call(s, "layernorm") },
-    Param { name: "op_extra_us.gemm", lo: 0.01, hi: 100.0, rows: |s| small_call(s, "gemm") },
+    Param { name: "op_extra_us.gemm", lo: 0.01, hi: 100.0, rows: |s| small_call(s, "gemm") && matches!(s.op, Op::Gemm { bias: false, .. }) },
+    Param { name: "op_extra_us.linear", lo: 0.01, hi: 100.0, rows: |s| small_call(s, "gemm") && matches!(s.op, Op::Gemm { bias: true, .. }) },
 ];
 
 fn host_set(reg: &mut Registry, name: &str, v: f64) {
@@ -175,6 +183,7 @@ pub fn get(isa: &Isa, name: &str) -> f64 {
         "tensor_issue" => e.tensor_issue,
         "dram_loaded_latency_factor" => e.dram_loaded_latency_factor,
         "cta_overhead_cycles" => e.cta_overhead_cycles,
+        "tensor_cta_overhead_cycles" => e.tensor_cta_overhead_cycles,
         "conv_issue" => e.conv_issue,
         "ffma_pj_per_flop" => isa.power.ffma_pj_per_flop,
         _ => unreachable!("unknown parameter {name}"),
@@ -188,6 +197,7 @@ pub fn set(isa: &mut Isa, name: &str, v: f64) {
         "tensor_issue" => e.tensor_issue = v,
         "dram_loaded_latency_factor" => e.dram_loaded_latency_factor = v,
         "cta_overhead_cycles" => e.cta_overhead_cycles = v,
+        "tensor_cta_overhead_cycles" => e.tensor_cta_overhead_cycles = v,
         "conv_issue" => e.conv_issue = v,
         "ffma_pj_per_flop" => isa.power.ffma_pj_per_flop = v,
         _ => unreachable!("unknown parameter {name}"),
@@ -199,6 +209,7 @@ fn get_default(e: &crate::hw::isa::Efficiency, name: &str) -> f64 {
         "ffma_issue" => e.ffma_issue,
         "tensor_issue" => e.tensor_issue,
         "cta_overhead_cycles" => e.cta_overhead_cycles,
+        "tensor_cta_overhead_cycles" => e.tensor_cta_overhead_cycles,
         "conv_issue" => e.conv_issue,
         _ => unreachable!("unknown parameter {name}"),
     }
