@@ -37,26 +37,41 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
         let m = algo.winograd_m as u64;
         let alpha = m + r - 1;
         let tiles = n * p.div_ceil(m) * q.div_ceil(m);
-        let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: gpu.isa.efficiency.conv_issue, ..GemmProblem::new(alpha * alpha, tiles, k, c, false, dtype) }, l2_warm)?;
-        // Input and output transforms: read the input, write the transformed tiles, and
-        // the reverse for the output; the filter transform is small.
-        let ein = memory_bound::estimate(
-            gpu,
-            templates,
-            &Op::Elementwise { func: "add".into(), numel: (alpha * alpha * tiles * c).max(n * c * h * w), inputs: 1 },
-            dtype,
-            l2_warm,
-        )?;
-        let eout = memory_bound::estimate(
-            gpu,
-            templates,
-            &Op::Elementwise { func: "add".into(), numel: (alpha * alpha * tiles * k).max(n * k * p * q), inputs: 1 },
-            dtype,
-            l2_warm,
-        )?;
-        e.kernel_ms += ein.kernel_ms + eout.kernel_ms;
-        e.bytes += ein.bytes + eout.bytes;
-        e.launches += 2;
+        let conv_issue = gpu.isa.efficiency.conv_issue;
+        let mut e = if algo.fused {
+            // Input and output transforms run in the kernel: per (tile, channel) the input
+            // transform is ~2·alpha² adds shared by every output channel, per (tile, filter)
+            // the output transform ~2·alpha·m adds shared by every input channel, against
+            // alpha² multiply-adds per (tile, channel, filter).
+            let mults = (alpha * alpha) as f64;
+            let transform = 2.0 * mults / k as f64 + 2.0 * (alpha * m) as f64 / c as f64;
+            let share = conv_issue * mults / (mults + transform);
+            let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: share, ..GemmProblem::new(alpha * alpha, tiles, k, c, false, dtype) }, l2_warm)?;
+            e.launches += 1; // the filter transform
+            e
+        } else {
+            let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: conv_issue, ..GemmProblem::new(alpha * alpha, tiles, k, c, false, dtype) }, l2_warm)?;
+            // Input and output transforms as their own kernels: read the input, write the
+            // transformed tiles, and the reverse for the output; the filter transform is small.
+            let ein = memory_bound::estimate(
+                gpu,
+                templates,
+                &Op::Elementwise { func: "add".into(), numel: (alpha * alpha * tiles * c).max(n * c * h * w), inputs: 1 },
+                dtype,
+                l2_warm,
+            )?;
+            let eout = memory_bound::estimate(
+                gpu,
+                templates,
+                &Op::Elementwise { func: "add".into(), numel: (alpha * alpha * tiles * k).max(n * k * p * q), inputs: 1 },
+                dtype,
+                l2_warm,
+            )?;
+            e.kernel_ms += ein.kernel_ms + eout.kernel_ms;
+            e.bytes += ein.bytes + eout.bytes;
+            e.launches += 2;
+            e
+        };
         e.flops = op.flops();
         e.tile = Some(format!("{}:{}", algo.name, e.tile.unwrap_or_default()));
         consider(e);

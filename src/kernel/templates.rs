@@ -86,6 +86,10 @@ pub struct ConvAlgo {
     /// Winograd output tile (m in F(m×m, r×r)); 0 for other algorithms.
     #[serde(default)]
     pub winograd_m: u32,
+    /// Transforms done inside the GEMM kernel (no transformed tensors in DRAM), paid for
+    /// in issue slots instead.
+    #[serde(default)]
+    pub fused: bool,
     #[serde(default)]
     pub source: String,
 }
