@@ -80,6 +80,10 @@ pub struct ChipRates {
     /// INT8 dot-product (dp4a) ops per clock on the CUDA cores.
     #[serde(default)]
     pub dp4a_ops_per_clk: Option<f64>,
+    /// 32-bit integer add/multiply-add lanes per clock, where fewer than the FP32 lanes
+    /// (from Ampere GA10x on, half the FP32 lanes also do INT32, half do not).
+    #[serde(default)]
+    pub int32_ops_per_clk: Option<f64>,
 }
 
 /// Fitted or stated efficiencies of one architecture. Every value's provenance is in the

@@ -141,7 +141,8 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
     let mem_s = memory::stream_seconds(gpu, level, bytes, inflight, clock) + reread_s;
     let lanes = gpu.rates.ffma_flop_per_clk / 2.0 * sms * hz;
     let math_s = t.flops / lanes;
-    let int_s = t.elems * imp.int_ops_per_elem / lanes;
+    let int_lanes = gpu.rates.int32_ops_per_clk.unwrap_or(gpu.rates.ffma_flop_per_clk / 2.0) * sms * hz;
+    let int_s = t.elems * imp.int_ops_per_elem / int_lanes;
     let sfu_s = t.sfu / (gpu.rates.sfu_ops_per_clk * sms * hz);
     let terms = [
         (mem_s, if level == Level::L2 { Bound::L2 } else { Bound::Dram }),
