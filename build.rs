@@ -10,7 +10,7 @@ fn main() {
         let mut files: Vec<_> = fs::read_dir(dir)
             .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
             .unwrap_or_default();
-        files.retain(|p| p.extension().map_or(false, |e| e == "toml"));
+        files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
         files.sort();
         code.push_str(&format!("pub const {}: &[(&str, &str)] = &[\n", dir.to_uppercase()));
         for f in files {

@@ -323,8 +323,8 @@ pub fn validate(reg: &Registry, o: &ValidateOptions, format: Format) -> Result<S
         let keep: Vec<usize> = (0..file.rows.len())
             .filter(|&i| {
                 let r = file.kernel_row(&file.rows[i]);
-                gpu_filter.as_deref().map_or(true, |g| reg.gpu(r.gpu).map(|x| x.key() == g).unwrap_or(false))
-                    && o.op.as_deref().map_or(true, |op| r.op == op)
+                gpu_filter.as_deref().is_none_or(|g| reg.gpu(r.gpu).map(|x| x.key() == g).unwrap_or(false))
+                    && o.op.as_deref().is_none_or(|op| r.op == op)
             })
             .collect();
         let keep: Vec<usize> = keep

@@ -176,7 +176,7 @@ pub fn convert(path: &str, _text: &str, reg: &Registry) -> Result<(Vec<GpuProfil
             Some(b) => format!("converted from the original PhantomGPU layout; facts not given are those of {}", b.key),
             None => format!("converted from the original PhantomGPU layout; per-SM limits taken from {}", limits.key),
         }];
-        p.tensor_fp32_accumulate_half_rate = base.as_ref().map_or(false, |b| b.tensor_fp32_accumulate_half_rate);
+        p.tensor_fp32_accumulate_half_rate = base.as_ref().is_some_and(|b| b.tensor_fp32_accumulate_half_rate);
         out.push(p);
     }
     Ok((out, warnings))

@@ -18,7 +18,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
     let algos: Vec<_> = templates.conv.algo.iter().filter(|a| a.archs.iter().any(|x| x == arch)).collect();
     let mut best: Option<KernelEstimate> = None;
     let mut consider = |e: KernelEstimate| {
-        if best.as_ref().map_or(true, |b| e.kernel_ms < b.kernel_ms) {
+        if best.as_ref().is_none_or(|b| e.kernel_ms < b.kernel_ms) {
             best = Some(e);
         }
     };

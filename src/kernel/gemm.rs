@@ -74,7 +74,7 @@ fn candidates<'a>(t: &'a Templates, gpu: &Gpu, dtype: Dtype, path: MathPath, bat
     let usable = |tile: &&GemmTile| {
         tile.path == path
             && tile.dtypes.iter().any(|d| d == lookup)
-            && (tile.chips.is_empty() || tile.chips.iter().any(|c| *c == gpu.profile.chip))
+            && (tile.chips.is_empty() || tile.chips.contains(&gpu.profile.chip))
             && ctas_per_sm(gpu, tile, dtype) > 0
     };
     let own: Vec<_> = t.gemm.tile.iter().filter(usable).filter(|tile| tile.archs.iter().any(|a| a == arch)).collect();

@@ -86,7 +86,7 @@ pub fn traffic(op: &Op, dtype: Dtype) -> Traffic {
 }
 
 /// The library implementation of an op, or a plain vectorised kernel when none is listed.
-fn implementation<'a>(t: &'a Templates, op: &str) -> MemoryBoundImpl {
+fn implementation(t: &Templates, op: &str) -> MemoryBoundImpl {
     t.memory_bound.op.iter().find(|i| i.op == op).cloned().unwrap_or(MemoryBoundImpl {
         op: op.into(),
         implementation: "generic vectorised kernel".into(),

@@ -20,7 +20,7 @@ pub const FIT_EVERY: usize = 10;
 const MAX_ROWS_PER_GROUP: usize = 600;
 
 pub fn is_fit_line(line: usize) -> bool {
-    line % FIT_EVERY == 0
+    line.is_multiple_of(FIT_EVERY)
 }
 
 /// A parsed trace row ready to predict many times.
@@ -226,7 +226,7 @@ pub fn table_of(name: &str) -> &'static str {
 }
 
 fn relevant<'a>(samples: &'a [Sample], p: &Param, arch: Option<&str>) -> Vec<&'a Sample> {
-    samples.iter().filter(|s| arch.map_or(true, |a| s.arch == a)).filter(|s| (p.rows)(s)).collect()
+    samples.iter().filter(|s| arch.is_none_or(|a| s.arch == a)).filter(|s| (p.rows)(s)).collect()
 }
 
 /// Golden-section search on a log scale for the value minimising `f`.
@@ -344,12 +344,12 @@ fn pool_unfitted(reg: &mut Registry, report: &mut FitReport) {
         let pooled = fitted[fitted.len() / 2];
         for arch in &all {
             let key = (arch.clone(), p.name.to_string());
-            if !report.values.contains_key(&key) {
+            report.values.entry(key).or_insert_with(|| {
                 let mut isa = (**reg.isa(arch).unwrap()).clone();
                 set(&mut isa, p.name, pooled);
                 reg.replace_isa(isa);
-                report.values.insert(key, (pooled, 0, f64::NAN));
-            }
+                (pooled, 0, f64::NAN)
+            });
         }
     }
 }
