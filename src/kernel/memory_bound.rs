@@ -97,6 +97,8 @@ fn implementation(t: &Templates, op: &str) -> MemoryBoundImpl {
         long_row_passes: None,
         reread: "row".into(),
         launches: 1,
+        block_threads: 128,
+        block_per_row: false,
         int_ops_per_elem: 2.0,
         source: String::new(),
     })
@@ -108,7 +110,17 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
     let bytes = t.read + t.write;
     let sms = gpu.sms();
     let eff = &gpu.isa.efficiency;
-    let max_threads = sms * gpu.profile.memory.max_threads_per_sm as f64;
+    let (rows, cols) = row_shape(op);
+    // Resident threads come in whole blocks: a 1024-thread block fits once on a
+    // 1536-thread SM (GA10x, AD10x), twice on a 2048-thread one.
+    let block = if imp.block_per_row {
+        ((cols as f64 / imp.vector_elems as f64 / 32.0).ceil() * 32.0).clamp(32.0, imp.block_threads as f64)
+    } else {
+        imp.block_threads as f64
+    };
+    let per_sm_threads = gpu.profile.memory.max_threads_per_sm as f64;
+    let blocks_per_sm = (per_sm_threads / block).floor().max(1.0).min(gpu.profile.memory.max_blocks_per_sm.unwrap_or(32) as f64);
+    let max_threads = sms * blocks_per_sm * block;
     let threads = (t.elems / imp.vector_elems as f64).ceil().max(1.0);
     let util = (threads / max_threads).min(1.0);
     let clock = sustained_mhz(gpu, Activity::Memory, util);
@@ -119,7 +131,6 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
     let inflight = (threads.min(max_threads) * per_thread).min(sms * eff.bytes_in_flight_per_sm);
     let level = if l2_warm && memory::fits_l2(gpu, bytes) { Level::L2 } else { Level::Dram };
     // Further passes over the input: from L2 while what they re-read is still there.
-    let (rows, cols) = row_shape(op);
     let passes = match (imp.long_row_cols, imp.long_row_passes) {
         (Some(limit), Some(p)) if cols > limit => p,
         _ => imp.passes,
@@ -128,9 +139,13 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
     let reuse_bytes = if imp.reread == "tensor" {
         t.read
     } else {
-        // Rows in flight: resident blocks of up to 1024 threads, one row each.
-        let block = ((cols as f64 / imp.vector_elems as f64).ceil()).clamp(32.0, 1024.0);
-        let rows_in_flight = (sms * (gpu.profile.memory.max_threads_per_sm as f64 / block).floor().max(1.0)).min(rows as f64);
+        // Rows in flight: one per resident block for block-per-row kernels, otherwise
+        // as many rows as the resident threads cover.
+        let rows_in_flight = if imp.block_per_row {
+            (sms * blocks_per_sm).min(rows as f64)
+        } else {
+            (max_threads * imp.vector_elems as f64 / cols.max(1) as f64).max(1.0).min(rows as f64)
+        };
         rows_in_flight * cols as f64 * dtype.bytes()
     };
     let reread_s = if level == Level::L2 || memory::fits_l2(gpu, reuse_bytes) {

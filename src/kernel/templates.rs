@@ -182,6 +182,12 @@ pub struct MemoryBoundImpl {
     /// Kernels one call launches.
     #[serde(default = "one")]
     pub launches: u32,
+    /// Threads per block (the largest, for kernels that size blocks to the row).
+    #[serde(default = "default_block")]
+    pub block_threads: u32,
+    /// One block per row, sized to the row (up to `block_threads`).
+    #[serde(default)]
+    pub block_per_row: bool,
     /// Integer (index) instructions per element.
     pub int_ops_per_elem: f64,
     #[serde(default)]
@@ -194,6 +200,10 @@ fn default_reread() -> String {
 
 fn one() -> u32 {
     1
+}
+
+fn default_block() -> u32 {
+    128
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
