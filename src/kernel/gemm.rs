@@ -83,6 +83,12 @@ fn candidates<'a>(t: &'a Templates, gpu: &Gpu, dtype: Dtype, path: MathPath, bat
         if !for_batched.is_empty() {
             return for_batched;
         }
+        // No record for this architecture: strided-batched SGEMM took the largest SIMT
+        // tile on Ampere and Pascal, so assume the same.
+        if path == MathPath::Ffma && !own.is_empty() {
+            let largest = own.iter().map(|t| t.bm * t.bn).max().unwrap_or(0);
+            return own.into_iter().filter(|t| t.bm * t.bn == largest).collect();
+        }
     }
     if !own.is_empty() {
         return own;
@@ -224,10 +230,15 @@ pub fn candidates_timed(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_war
     Ok(out)
 }
 
-/// Split-k factors worth trying: only when the grid leaves SMs idle and k is long.
+/// Split-k factors worth trying: only when the grid leaves SMs idle and k is long, and
+/// never for strided-batched GEMMs (their grid's z dimension is the batch: the recorded
+/// grids of every batched call in the traces are `x·y·b`).
 fn splits_for(p: &GemmProblem, tile: &GemmTile, sms: u64) -> Vec<u64> {
     let grid = ceil_div(p.m, tile.bm as u64) * ceil_div(p.n, tile.bn as u64) * p.b;
     let mut splits = vec![1u64];
+    if p.b > 1 {
+        return splits;
+    }
     for s in [2u64, 3, 4, 6, 8, 12, 16, 24, 32] {
         if grid * s <= 2 * sms && p.k / s >= 256 {
             splits.push(s);
