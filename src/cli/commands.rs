@@ -174,8 +174,6 @@ pub fn replay(reg: &Registry, files: &[PathBuf], gpu: Option<&str>, format: Form
                 }
                 let fname = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
                 for ((g, o), (n, pairs, ptot, mtot)) in groups {
-                    let simulated = rows.iter().zip(&file.rows).filter(|_| true).count();
-                    let _ = simulated;
                     let key = GroupKey { source: String::new(), gpu: g.clone(), op: o.clone(), dtype: String::new() };
                     let s = validate::metrics::stats(key, pairs.iter().map(|(p, m)| validate::metrics::pct_error(*p, *m)).collect());
                     summary.push(vec![

@@ -52,8 +52,8 @@ fn string(t: &Table, key: &str) -> Option<String> {
 }
 
 /// Converts every `[profiles.NAME]` table; returns the profiles and the warnings to show.
-pub fn convert(path: &str, _text: &str, reg: &Registry) -> Result<(Vec<GpuProfile>, Vec<String>)> {
-    let root: Table = toml::from_str(_text).map_err(|e| Error::File { path: path.into(), msg: e.to_string() })?;
+pub fn convert(path: &str, text: &str, reg: &Registry) -> Result<(Vec<GpuProfile>, Vec<String>)> {
+    let root: Table = toml::from_str(text).map_err(|e| Error::File { path: path.into(), msg: e.to_string() })?;
     let profiles = root.get("profiles").and_then(|v| v.as_table()).ok_or_else(|| Error::File {
         path: path.into(),
         msg: "`profiles` must be a table of [profiles.<name>] tables".into(),
