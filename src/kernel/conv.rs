@@ -53,20 +53,12 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
             let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: conv_issue, ..GemmProblem::new(alpha * alpha, tiles, k, c, false, dtype) }, l2_warm)?;
             // Input and output transforms as their own kernels: read the input, write the
             // transformed tiles, and the reverse for the output; the filter transform is small.
-            let ein = memory_bound::estimate(
-                gpu,
-                templates,
-                &Op::Elementwise { func: "add".into(), numel: (alpha * alpha * tiles * c).max(n * c * h * w), inputs: 1 },
-                dtype,
-                l2_warm,
-            )?;
-            let eout = memory_bound::estimate(
-                gpu,
-                templates,
-                &Op::Elementwise { func: "add".into(), numel: (alpha * alpha * tiles * k).max(n * k * p * q), inputs: 1 },
-                dtype,
-                l2_warm,
-            )?;
+            // A transform pass streams one tensor in and one out, like a copy.
+            let pass = |numel: u64| {
+                memory_bound::estimate(gpu, templates, &Op::Elementwise { func: "copy".into(), numel, inputs: 1 }, dtype, l2_warm)
+            };
+            let ein = pass((alpha * alpha * tiles * c).max(n * c * h * w))?;
+            let eout = pass((alpha * alpha * tiles * k).max(n * k * p * q))?;
             e.kernel_ms += ein.kernel_ms + eout.kernel_ms;
             e.bytes += ein.bytes + eout.bytes;
             e.launches += 2;
