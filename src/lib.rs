@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod graph;
 pub mod hw;
 pub mod kernel;
 pub mod report;

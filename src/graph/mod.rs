@@ -1,0 +1,239 @@
+//! The operator graph: what a model computes, as framework-level ops with shapes. Every
+//! frontend (the model zoo, HuggingFace `config.json`, ONNX) writes one; the lowering
+//! (`crate::lower`) reads it and knows nothing about where it came from.
+//!
+//! Invariants: nodes are stored in a valid execution order (every input of a node is a
+//! graph input, a weight, or the output of an earlier node); every tensor has a concrete
+//! shape; the graph carries no precision — the lowering applies one — except that index
+//! tensors (token ids) are marked as such.
+
+pub mod hf_config;
+pub mod transformer;
+pub mod zoo;
+
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub type TensorId = usize;
+
+/// What a tensor is, for memory accounting and the backward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Fed by the user each step (token ids, images).
+    Input,
+    /// A parameter: counted in `params`, gets a gradient and optimizer state in training.
+    Weight,
+    /// Produced by a node.
+    Activation,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tensor {
+    pub name: String,
+    pub shape: Vec<u64>,
+    pub role: Role,
+    /// Integer indices (token ids, positions): 8 bytes per element whatever the precision.
+    pub index: bool,
+}
+
+impl Tensor {
+    pub fn numel(&self) -> u64 {
+        self.shape.iter().product()
+    }
+}
+
+/// A framework-level operator with the sizes its cost depends on. Shapes follow the
+/// kernel conventions of `crate::kernel::Op` so the lowering is a direct mapping.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum GraphOp {
+    /// `C[b] = A[b] (m×k) · B[b] (k×n)` (+ bias over n). A weight input makes it a
+    /// Linear/Gemm layer; two activations make it a batched matmul (attention scores).
+    MatMul { b: u64, m: u64, n: u64, k: u64, bias: bool },
+    /// NCHW convolution; `groups > 1` for grouped and depthwise convolutions.
+    Conv2d { n: u64, c: u64, h: u64, w: u64, k: u64, r: u64, s: u64, stride: u64, pad: u64, groups: u64, bias: bool },
+    /// Scaled dot-product attention over `b` sequences: `sq` queries against `skv` keys,
+    /// `hq` query heads sharing `hkv` key/value heads. The lowering picks a fused kernel
+    /// (FlashAttention) or the eager matmul → mask → softmax → matmul chain.
+    Attention { b: u64, hq: u64, hkv: u64, sq: u64, skv: u64, d: u64, causal: bool },
+    /// Pointwise work over `numel` output elements reading `inputs` tensors; `func` is one
+    /// of `crate::kernel::op::ELEMENTWISE_FNS`.
+    Elementwise { func: String, numel: u64, inputs: u64 },
+    Softmax { rows: u64, cols: u64 },
+    LayerNorm { rows: u64, cols: u64 },
+    RmsNorm { rows: u64, cols: u64 },
+    /// Inference batch norm folds into a scale and shift; training computes statistics.
+    BatchNorm { numel: u64, channels: u64 },
+    /// Group norm (diffusion UNets): statistics over `rows` groups of `cols` elements.
+    GroupNorm { rows: u64, cols: u64 },
+    Embedding { tokens: u64, dim: u64, vocab: u64 },
+    Rope { tokens: u64, hq: u64, hkv: u64, d: u64 },
+    SiluMul { tokens: u64, cols: u64 },
+    /// Max/average pooling and other windowed or global reductions: reads `numel_in`,
+    /// writes `numel_out`.
+    Pool { numel_in: u64, numel_out: u64 },
+    /// Reductions over an axis (mean, sum, argmax, top-k routing).
+    Reduce { numel_in: u64, numel_out: u64 },
+    /// Data movement that materialises a new tensor: transpose, concat, slice, gather,
+    /// resize, pad.
+    Copy { numel: u64 },
+    /// Reshape, flatten, squeeze, a non-materialising slice: no kernel.
+    View,
+}
+
+impl GraphOp {
+    /// Forward floating-point work (a multiply-add counts 2).
+    pub fn flops(&self) -> f64 {
+        match *self {
+            GraphOp::MatMul { b, m, n, k, bias } => 2.0 * (b * m * n) as f64 * k as f64 + if bias { (b * m * n) as f64 } else { 0.0 },
+            GraphOp::Conv2d { n, c, h, w, k, r, s, stride, pad, groups, bias } => {
+                let (p, q) = crate::kernel::op::conv_out(h, w, r, s, stride, pad);
+                let out = (n * k * p * q) as f64;
+                2.0 * out * (c / groups.max(1) * r * s) as f64 + if bias { out } else { 0.0 }
+            }
+            GraphOp::Attention { b, hq, sq, skv, d, causal, .. } => {
+                4.0 * (b * hq * d) as f64 * crate::kernel::op::attended_pairs(sq, skv, causal)
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// The kind shown in breakdowns.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GraphOp::MatMul { .. } => "matmul",
+            GraphOp::Conv2d { .. } => "conv2d",
+            GraphOp::Attention { .. } => "attention",
+            GraphOp::Elementwise { .. } => "elementwise",
+            GraphOp::Softmax { .. } => "softmax",
+            GraphOp::LayerNorm { .. } => "layernorm",
+            GraphOp::RmsNorm { .. } => "rmsnorm",
+            GraphOp::BatchNorm { .. } => "batchnorm",
+            GraphOp::GroupNorm { .. } => "groupnorm",
+            GraphOp::Embedding { .. } => "embedding",
+            GraphOp::Rope { .. } => "rope",
+            GraphOp::SiluMul { .. } => "silu_mul",
+            GraphOp::Pool { .. } => "pool",
+            GraphOp::Reduce { .. } => "reduce",
+            GraphOp::Copy { .. } => "copy",
+            GraphOp::View => "view",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    /// Unique, hierarchical (`layers.3.attn.q_proj`), for timelines and breakdowns.
+    pub name: String,
+    pub op: GraphOp,
+    pub inputs: Vec<TensorId>,
+    pub outputs: Vec<TensorId>,
+}
+
+/// A model as an operator graph.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Graph {
+    pub name: String,
+    pub family: String,
+    pub tensors: Vec<Tensor>,
+    pub nodes: Vec<Node>,
+    /// Tensors the model returns (kept alive to the end).
+    pub outputs: Vec<TensorId>,
+    /// Things a frontend could not represent exactly (an approximated op, say), shown to
+    /// the user; unsupported ops are errors, never silently dropped.
+    pub warnings: Vec<String>,
+}
+
+impl Graph {
+    pub fn new(name: impl Into<String>, family: impl Into<String>) -> Graph {
+        Graph { name: name.into(), family: family.into(), ..Graph::default() }
+    }
+
+    fn push_tensor(&mut self, name: impl Into<String>, shape: Vec<u64>, role: Role, index: bool) -> TensorId {
+        self.tensors.push(Tensor { name: name.into(), shape, role, index });
+        self.tensors.len() - 1
+    }
+
+    /// A user-fed input (`index` for integer ids).
+    pub fn input(&mut self, name: impl Into<String>, shape: Vec<u64>, index: bool) -> TensorId {
+        self.push_tensor(name, shape, Role::Input, index)
+    }
+
+    /// A parameter tensor.
+    pub fn weight(&mut self, name: impl Into<String>, shape: Vec<u64>) -> TensorId {
+        self.push_tensor(name, shape, Role::Weight, false)
+    }
+
+    /// Appends a node producing one activation of `out_shape`; returns that tensor.
+    pub fn node(&mut self, name: impl Into<String>, op: GraphOp, inputs: &[TensorId], out_shape: Vec<u64>) -> TensorId {
+        let name = name.into();
+        let out = self.push_tensor(name.clone(), out_shape, Role::Activation, false);
+        self.nodes.push(Node { name, op, inputs: inputs.to_vec(), outputs: vec![out] });
+        out
+    }
+
+    /// Appends a node with several (or no) outputs already created by the caller.
+    pub fn node_multi(&mut self, name: impl Into<String>, op: GraphOp, inputs: &[TensorId], outputs: Vec<TensorId>) {
+        self.nodes.push(Node { name: name.into(), op, inputs: inputs.to_vec(), outputs });
+    }
+
+    /// An activation tensor not yet produced (for `node_multi`).
+    pub fn activation(&mut self, name: impl Into<String>, shape: Vec<u64>) -> TensorId {
+        self.push_tensor(name, shape, Role::Activation, false)
+    }
+
+    pub fn shape(&self, t: TensorId) -> &[u64] {
+        &self.tensors[t].shape
+    }
+
+    /// Number of parameters (elements of weight tensors).
+    pub fn params(&self) -> u64 {
+        self.tensors.iter().filter(|t| t.role == Role::Weight).map(Tensor::numel).sum()
+    }
+
+    /// Forward floating-point work of one pass.
+    pub fn flops(&self) -> f64 {
+        self.nodes.iter().map(|n| n.op.flops()).sum()
+    }
+
+    /// Node count and FLOPs per op kind, for `load-model`.
+    pub fn op_breakdown(&self) -> BTreeMap<&'static str, (u64, f64)> {
+        let mut m: BTreeMap<&'static str, (u64, f64)> = BTreeMap::new();
+        for n in &self.nodes {
+            let e = m.entry(n.op.kind()).or_default();
+            e.0 += 1;
+            e.1 += n.op.flops();
+        }
+        m
+    }
+
+    /// Checks the invariants: ids in range, inputs defined before use, one producer per
+    /// activation. Frontends call it before handing a graph on.
+    pub fn check(&self) -> Result<()> {
+        let mut produced = vec![false; self.tensors.len()];
+        for (i, t) in self.tensors.iter().enumerate() {
+            if t.role != Role::Activation {
+                produced[i] = true;
+            }
+            if t.shape.iter().any(|&d| d == 0) {
+                return Err(Error::Usage(format!("model '{}': tensor '{}' has an empty dimension {:?}", self.name, t.name, t.shape)));
+            }
+        }
+        for n in &self.nodes {
+            for &i in &n.inputs {
+                if i >= self.tensors.len() || !produced[i] {
+                    return Err(Error::Usage(format!("model '{}': node '{}' reads a tensor before it is produced", self.name, n.name)));
+                }
+            }
+            for &o in &n.outputs {
+                if o >= self.tensors.len() || self.tensors[o].role != Role::Activation || produced[o] {
+                    return Err(Error::Usage(format!("model '{}': node '{}' writes tensor {o} twice or writes a non-activation", self.name, n.name)));
+                }
+                produced[o] = true;
+            }
+        }
+        Ok(())
+    }
+}
