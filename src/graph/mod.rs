@@ -184,6 +184,29 @@ impl Graph {
         self.push_tensor(name, shape, Role::Activation, false)
     }
 
+    /// Appends `other` (a sub-model: a text encoder, a UNet step) after this graph's
+    /// nodes, prefixing its names; returns the map from `other`'s tensor ids to ours so
+    /// the caller can connect it. Its outputs stay outputs.
+    pub fn append(&mut self, other: Graph, prefix: &str) -> Vec<TensorId> {
+        let base = self.tensors.len();
+        let map: Vec<TensorId> = (0..other.tensors.len()).map(|i| base + i).collect();
+        for mut t in other.tensors {
+            t.name = format!("{prefix}{}", t.name);
+            self.tensors.push(t);
+        }
+        for n in other.nodes {
+            self.nodes.push(Node {
+                name: format!("{prefix}{}", n.name),
+                op: n.op,
+                inputs: n.inputs.iter().map(|&i| map[i]).collect(),
+                outputs: n.outputs.iter().map(|&o| map[o]).collect(),
+            });
+        }
+        self.outputs.extend(other.outputs.iter().map(|&o| map[o]));
+        self.warnings.extend(other.warnings);
+        map
+    }
+
     pub fn shape(&self, t: TensorId) -> &[u64] {
         &self.tensors[t].shape
     }
