@@ -6,6 +6,8 @@ use std::path::PathBuf;
 pub enum Error {
     #[error("unknown GPU '{name}'{}", suggest(.suggestions))]
     UnknownGpu { name: String, suggestions: Vec<String> },
+    #[error("unknown model '{name}'{}", suggest(.suggestions))]
+    UnknownModel { name: String, suggestions: Vec<String> },
     #[error("unknown op '{name}'{}", suggest(.suggestions))]
     UnknownOp { name: String, suggestions: Vec<String> },
     #[error("unknown dtype '{0}' (expected one of fp32, tf32, fp16, bf16, fp8, int8)")]
@@ -39,6 +41,7 @@ impl Error {
         match self {
             Error::UnknownGpu { .. }
             | Error::UnknownOp { .. }
+            | Error::UnknownModel { .. }
             | Error::UnknownDtype(_)
             | Error::Shape { .. }
             | Error::Usage(_) => 2,

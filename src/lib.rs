@@ -10,6 +10,7 @@ pub mod error;
 pub mod graph;
 pub mod hw;
 pub mod kernel;
+pub mod lower;
 pub mod report;
 pub mod sim;
 pub mod trace;

@@ -52,6 +52,8 @@ pub enum Head {
     MaskedLm,
     /// Pooler on the first token then a classifier with `n` labels.
     Classifier(u64),
+    /// A classifier with `n` labels straight on the first (class) token (ViT, DeiT).
+    ClassToken(u64),
     /// Hidden states (or pooled image/text embeddings) only.
     None,
 }
@@ -74,6 +76,9 @@ pub struct Moe {
     pub top_k: u64,
     /// Every `every`-th layer is sparse (Switch: 2, Mixtral: 1).
     pub every: u64,
+    /// Tokens per sequence each expert takes at most (Switch's `expert_capacity`); the
+    /// rest skip the expert. `None`: no cap (Mixtral).
+    pub capacity: Option<u64>,
 }
 
 /// A transformer's published architecture. Encoder-decoder models set `decoder_layers`.
@@ -517,7 +522,10 @@ impl Builder<'_> {
         let logits = self.linear(&format!("{p}.router"), x, tokens, h, moe.experts, false);
         let probs = self.g.node(format!("{p}.router_softmax"), GraphOp::Softmax { rows, cols: moe.experts }, &[logits], self.act_shape(tokens, moe.experts));
         let _top = self.g.node(format!("{p}.router_topk"), GraphOp::Reduce { numel_in: rows * moe.experts, numel_out: rows * moe.top_k }, &[probs], vec![rows, moe.top_k]);
-        let per_expert = (rows * moe.top_k).div_ceil(moe.experts);
+        let mut per_expert = (rows * moe.top_k).div_ceil(moe.experts);
+        if let Some(cap) = moe.capacity {
+            per_expert = per_expert.min(cap * self.batch);
+        }
         let mut outs = Vec::new();
         for e in 0..moe.experts {
             let xin = self.g.node(format!("{p}.experts.{e}.gather"), GraphOp::Copy { numel: per_expert * h }, &[x], vec![1, per_expert, h]);
@@ -562,6 +570,10 @@ impl Builder<'_> {
             Head::Classifier(n) => {
                 let pooled = self.pooler(x);
                 self.linear_rows("classifier", pooled, h, n)
+            }
+            Head::ClassToken(n) => {
+                let first = self.g.node("class_token", GraphOp::View, &[x], vec![self.batch, h]);
+                self.linear_rows("head", first, h, n)
             }
         };
         self.g.outputs.push(out);

@@ -61,7 +61,7 @@ pub const ELEMENTWISE_FNS: &[&str] = &[
     "relu", "gelu", "tanh", "sigmoid", "silu", "exp", "dropout", "contiguous", "copy", "cumsum", "where",
 ];
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     Gemm { b: u64, m: u64, n: u64, k: u64, bias: bool },

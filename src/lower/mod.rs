@@ -1,0 +1,555 @@
+//! Operator graph → kernel DAG: which GPU kernels a framework launches for each op, in
+//! which order, at which precision, in which execution mode, forward and (for training)
+//! backward and the optimizer step.
+//!
+//! Invariants: kernels are in host issue order (the order an eager framework launches
+//! them), every edge points from an earlier kernel to a later one, and each kernel's op is
+//! a `crate::kernel::Op` the cost models accept. Nothing here knows a GPU.
+
+pub mod memory;
+
+use crate::error::{Error, Result};
+use crate::graph::{Graph, GraphOp, Role, TensorId};
+use crate::kernel::{Dtype, Op};
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Numeric precision of a run: the compute dtype, and weight-only int4 quantisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Precision {
+    pub dtype: Dtype,
+    /// Weights stored as 4-bit integers and dequantised before each matmul.
+    pub int4_weights: bool,
+}
+
+impl Precision {
+    pub fn parse(s: &str) -> Result<Precision> {
+        let s = s.trim().to_lowercase();
+        if matches!(s.as_str(), "int4" | "w4a16" | "int4-weight-only" | "w4") {
+            return Ok(Precision { dtype: Dtype::Fp16, int4_weights: true });
+        }
+        Dtype::parse(&s)
+            .map(|dtype| Precision { dtype, int4_weights: false })
+            .map_err(|_| Error::Usage(format!("unknown precision '{s}' (expected fp32, tf32, fp16, bf16, fp8, int8 or int4)")))
+    }
+    pub fn name(&self) -> String {
+        if self.int4_weights { "int4".into() } else { self.dtype.name().into() }
+    }
+    /// Bytes per stored weight element.
+    pub fn weight_bytes(&self) -> f64 {
+        if self.int4_weights { 0.5 } else { self.dtype.bytes() }
+    }
+    /// Bytes per activation element (fp8/int8 runs keep activations in 16 bits between
+    /// quantised matmuls, as TensorRT-LLM and vLLM do).
+    pub fn activation_bytes(&self) -> f64 {
+        match self.dtype {
+            Dtype::Fp8 | Dtype::Int8 => 2.0,
+            d => d.bytes(),
+        }
+    }
+    /// The dtype memory-bound kernels run in.
+    pub fn activation_dtype(&self) -> Dtype {
+        match self.dtype {
+            Dtype::Fp8 | Dtype::Int8 => Dtype::Fp16,
+            d => d,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// One forward pass without gradients.
+    Inference,
+    /// Forward, backward and (unless disabled) the optimizer step.
+    Training,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Execution {
+    /// One kernel per framework op, each paying the host cost of an eager call.
+    Eager,
+    /// torch.compile-style: chains of pointwise ops fused into one kernel, cheaper launches.
+    Compiled,
+    /// Eager kernels replayed from a captured CUDA graph: no per-kernel host cost.
+    CudaGraphs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AttentionImpl {
+    /// FlashAttention for 16-bit dtypes on GPUs that have it, else the unfused chain
+    /// (PyTorch SDPA's choice).
+    Auto,
+    /// The fused FlashAttention kernel.
+    Flash,
+    /// matmul → scale → mask → softmax → matmul, as HuggingFace's `eager` attention.
+    Eager,
+}
+
+/// What to lower and how.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Options {
+    pub precision: Precision,
+    pub mode: Mode,
+    pub execution: Execution,
+    pub attention: AttentionImpl,
+    /// Training includes an Adam step (NeuSight's training rows do not).
+    pub optimizer_step: bool,
+    /// The GPU has FlashAttention kernels (Ampere or newer); decides `Auto`.
+    pub flash_available: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            precision: Precision { dtype: Dtype::Fp16, int4_weights: false },
+            mode: Mode::Inference,
+            execution: Execution::Eager,
+            attention: AttentionImpl::Auto,
+            optimizer_step: true,
+            flash_available: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Forward,
+    Backward,
+    Optimizer,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Forward => "forward",
+            Phase::Backward => "backward",
+            Phase::Optimizer => "optimizer",
+        }
+    }
+}
+
+/// One GPU kernel (or a library call's kernels) in the DAG.
+#[derive(Debug, Clone, Serialize)]
+pub struct Kernel {
+    /// The graph node it came from, with a suffix for each kernel of that node.
+    pub name: String,
+    pub op: Op,
+    pub dtype: Dtype,
+    pub phase: Phase,
+    /// `gemm`, `attention`, `elementwise`, … for breakdowns.
+    pub category: &'static str,
+    /// The framework call that launches it, for its host cost (`linear`, `softmax` …);
+    /// `None` when the kernel is launched by the same call as the previous one.
+    pub host_call: Option<&'static str>,
+    /// Work multiplier on the op's modelled time (FlashAttention backward recomputes the
+    /// scores and does 5 matmuls for the forward's 2: 2.5×).
+    pub work: f64,
+    pub stream: u32,
+}
+
+/// The lowered program: kernels in issue order with their data dependencies.
+#[derive(Debug, Clone)]
+pub struct KernelDag {
+    pub dag: DiGraph<Kernel, ()>,
+    pub options: Options,
+}
+
+impl KernelDag {
+    pub fn kernels(&self) -> impl Iterator<Item = (NodeIndex, &Kernel)> {
+        self.dag.node_indices().map(move |i| (i, &self.dag[i]))
+    }
+    pub fn len(&self) -> usize {
+        self.dag.node_count()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.dag.node_count() == 0
+    }
+}
+
+/// Lowers a graph with the given options.
+pub fn lower(graph: &Graph, opts: &Options) -> Result<KernelDag> {
+    let mut l = Lowerer { g: graph, opts, dag: DiGraph::new(), producer: HashMap::new(), grad_producer: HashMap::new() };
+    for node in &graph.nodes {
+        l.forward(node)?;
+    }
+    if opts.mode == Mode::Training {
+        for node in graph.nodes.iter().rev() {
+            l.backward(node);
+        }
+        if opts.optimizer_step {
+            l.optimizer();
+        }
+    }
+    if opts.execution == Execution::Compiled {
+        l.fuse_pointwise();
+    }
+    Ok(KernelDag { dag: l.dag, options: *opts })
+}
+
+struct Lowerer<'a> {
+    g: &'a Graph,
+    opts: &'a Options,
+    dag: DiGraph<Kernel, ()>,
+    /// Last kernel that wrote each tensor (forward).
+    producer: HashMap<TensorId, NodeIndex>,
+    /// Last kernel that wrote each tensor's gradient.
+    grad_producer: HashMap<TensorId, NodeIndex>,
+}
+
+fn category(op: &Op) -> &'static str {
+    match op {
+        Op::Gemm { .. } => "gemm",
+        Op::Conv2d { .. } => "conv",
+        Op::Attention { .. } => "attention",
+        Op::Elementwise { .. } => "elementwise",
+        Op::Softmax { .. } => "softmax",
+        Op::Layernorm { .. } | Op::Rmsnorm { .. } => "norm",
+        Op::SiluMul { .. } | Op::Rope { .. } => "elementwise",
+        Op::Embedding { .. } => "embedding",
+        Op::AllReduce { .. } | Op::SendRecv { .. } => "collective",
+    }
+}
+
+fn ew(func: &str, numel: u64, inputs: u64) -> Op {
+    Op::Elementwise { func: func.into(), numel: numel.max(1), inputs }
+}
+
+impl Lowerer<'_> {
+    fn mm_dtype(&self) -> Dtype {
+        match self.opts.precision.dtype {
+            Dtype::Fp32 if self.opts.precision.int4_weights => Dtype::Fp16,
+            d => d,
+        }
+    }
+
+    /// Appends a kernel depending on `deps`; returns its index.
+    fn push(&mut self, name: String, op: Op, phase: Phase, host_call: Option<&'static str>, work: f64, deps: &[NodeIndex]) -> NodeIndex {
+        let dtype = match op {
+            Op::Gemm { .. } | Op::Conv2d { .. } | Op::Attention { .. } => self.mm_dtype(),
+            _ => self.opts.precision.activation_dtype(),
+        };
+        let category = category(&op);
+        let k = self.dag.add_node(Kernel { name, op, dtype, phase, category, host_call, work, stream: 0 });
+        let mut seen: Vec<NodeIndex> = Vec::new();
+        for &d in deps {
+            if !seen.contains(&d) {
+                self.dag.add_edge(d, k, ());
+                seen.push(d);
+            }
+        }
+        k
+    }
+
+    fn deps_of(&self, ins: &[TensorId]) -> Vec<NodeIndex> {
+        ins.iter().filter_map(|t| self.producer.get(t).copied()).collect()
+    }
+
+    fn uses_flash(&self) -> bool {
+        match self.opts.attention {
+            AttentionImpl::Flash => true,
+            AttentionImpl::Eager => false,
+            AttentionImpl::Auto => self.opts.flash_available && matches!(self.opts.precision.dtype, Dtype::Fp16 | Dtype::Bf16 | Dtype::Fp8),
+        }
+    }
+
+    /// The forward kernels of one graph node, as (suffix, op, host call) in launch order.
+    fn forward_kernels(&self, op: &GraphOp, inputs: &[TensorId]) -> Vec<(String, Op, Option<&'static str>, f64)> {
+        let training = self.opts.mode == Mode::Training;
+        let one = |op: Op, call: &'static str| vec![(String::new(), op, Some(call), 1.0)];
+        match op {
+            GraphOp::MatMul { b, m, n, k, bias } => {
+                let has_weight = inputs.iter().any(|&t| self.g.tensors[t].role == Role::Weight);
+                let mut v = Vec::new();
+                if has_weight && self.opts.precision.int4_weights {
+                    // Dequantise the int4 weight to fp16 before the GEMM (unfused path).
+                    v.push((".dequant".into(), ew("mul", n * k, 1), Some("elementwise"), 1.0));
+                }
+                let call = if *bias { "linear" } else { "gemm" };
+                v.push((String::new(), Op::Gemm { b: *b, m: *m, n: *n, k: *k, bias: *bias }, Some(call), 1.0));
+                v
+            }
+            GraphOp::Conv2d { n, c, h, w, k, r, s, stride, pad, groups, bias } => {
+                let g = (*groups).max(1);
+                let conv = Op::Conv2d { n: n * g, c: c / g, h: *h, w: *w, k: k / g, r: *r, s: *s, stride: *stride, pad: *pad };
+                let mut v = vec![(String::new(), conv, Some("conv2d"), 1.0)];
+                if *bias {
+                    let (p, q) = crate::kernel::op::conv_out(*h, *w, *r, *s, *stride, *pad);
+                    v.push((".bias".into(), ew("add", n * k * p * q, 2), None, 1.0));
+                }
+                v
+            }
+            GraphOp::Attention { b, hq, hkv, sq, skv, d, causal } => {
+                let (b, hq, hkv, sq, skv, d) = (*b, *hq, *hkv, *sq, *skv, *d);
+                if self.uses_flash() {
+                    return one(Op::Attention { b, hq, hkv, sq, skv, d, causal: *causal }, "attention");
+                }
+                let mut v = Vec::new();
+                if hkv < hq {
+                    v.push((".repeat_kv".into(), ew("copy", 2 * b * hq * skv * d, 1), Some("elementwise"), 1.0));
+                }
+                let scores = b * hq * sq * skv;
+                v.push((".scores".into(), Op::Gemm { b: b * hq, m: sq, n: skv, k: d, bias: false }, Some("gemm"), 1.0));
+                v.push((".scale".into(), ew("div_scalar", scores, 1), Some("elementwise"), 1.0));
+                let mask = if *causal { "where" } else { "add" };
+                v.push((".mask".into(), ew(mask, scores, 2), Some("elementwise"), 1.0));
+                v.push((".softmax".into(), Op::Softmax { rows: b * hq * sq, cols: skv }, Some("softmax"), 1.0));
+                if training {
+                    v.push((".dropout".into(), ew("dropout", scores, 1), Some("elementwise"), 1.0));
+                }
+                v.push((".context".into(), Op::Gemm { b: b * hq, m: sq, n: d, k: skv, bias: false }, Some("gemm"), 1.0));
+                v.push((".merge_heads".into(), ew("contiguous", b * sq * hq * d, 1), Some("elementwise"), 1.0));
+                v
+            }
+            GraphOp::Elementwise { func, numel, inputs } => {
+                if func == "dropout" && !training {
+                    return Vec::new();
+                }
+                one(ew(func, *numel, *inputs), "elementwise")
+            }
+            GraphOp::Softmax { rows, cols } => one(Op::Softmax { rows: *rows, cols: *cols }, "softmax"),
+            GraphOp::LayerNorm { rows, cols } | GraphOp::GroupNorm { rows, cols } => one(Op::Layernorm { rows: *rows, cols: *cols }, "layernorm"),
+            GraphOp::RmsNorm { rows, cols } => one(Op::Rmsnorm { rows: *rows, cols: *cols }, "rmsnorm"),
+            GraphOp::BatchNorm { numel, channels } => {
+                if training {
+                    one(Op::Layernorm { rows: *channels, cols: (numel / channels.max(&1)).max(1) }, "layernorm")
+                } else {
+                    one(ew("mul", *numel, 1), "elementwise")
+                }
+            }
+            GraphOp::Embedding { tokens, dim, vocab } => one(Op::Embedding { tokens: *tokens, dim: *dim, vocab: *vocab }, "embedding"),
+            GraphOp::Rope { tokens, hq, hkv, d } => one(Op::Rope { tokens: *tokens, hq: *hq, hkv: *hkv, d: *d }, "rope"),
+            GraphOp::SiluMul { tokens, cols } => one(Op::SiluMul { tokens: *tokens, cols: *cols }, "silu_mul"),
+            // A reduction reads `numel_in` and writes `numel_out`: the bytes of a copy of
+            // their mean size, read once and written once.
+            GraphOp::Pool { numel_in, numel_out } | GraphOp::Reduce { numel_in, numel_out } => {
+                one(ew("copy", (numel_in + numel_out).div_ceil(2), 1), "elementwise")
+            }
+            GraphOp::Copy { numel } => one(ew("copy", *numel, 1), "elementwise"),
+            GraphOp::View => Vec::new(),
+        }
+    }
+
+    fn forward(&mut self, node: &crate::graph::Node) -> Result<()> {
+        let kernels = self.forward_kernels(&node.op, &node.inputs);
+        let mut deps = self.deps_of(&node.inputs);
+        let mut last = None;
+        for (suffix, op, call, work) in kernels {
+            let k = self.push(format!("{}{}", node.name, suffix), op, Phase::Forward, call, work, &deps);
+            deps = vec![k];
+            last = Some(k);
+        }
+        match last {
+            Some(k) => {
+                for &o in &node.outputs {
+                    self.producer.insert(o, k);
+                }
+            }
+            None => {
+                // A view (or inference dropout) aliases its input.
+                let src = node.inputs.iter().find_map(|t| self.producer.get(t).copied());
+                if let Some(k) = src {
+                    for &o in &node.outputs {
+                        self.producer.insert(o, k);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a tensor needs a gradient: weights and anything computed from them.
+    fn needs_grad(&self, t: TensorId) -> bool {
+        let tensor = &self.g.tensors[t];
+        match tensor.role {
+            Role::Weight => true,
+            Role::Input => false,
+            Role::Activation => !tensor.index,
+        }
+    }
+
+    /// The backward kernels of one graph node (autograd's order: the node's own
+    /// backward functions, input gradient before weight gradient).
+    fn backward_kernels(&self, node: &crate::graph::Node) -> Vec<(String, Op, Option<&'static str>, f64)> {
+        let act_in: Vec<TensorId> = node.inputs.iter().copied().filter(|&t| self.g.tensors[t].role == Role::Activation).collect();
+        let input_grad = act_in.iter().any(|&t| self.needs_grad(t));
+        let mut v: Vec<(String, Op, Option<&'static str>, f64)> = Vec::new();
+        let mut add = |suffix: &str, op: Op, call: Option<&'static str>, work: f64| v.push((format!(".{suffix}"), op, call, work));
+        match &node.op {
+            GraphOp::MatMul { b, m, n, k, bias } => {
+                let (b, m, n, k) = (*b, *m, *n, *k);
+                let weight = node.inputs.iter().any(|&t| self.g.tensors[t].role == Role::Weight);
+                if input_grad || !weight {
+                    add("grad_input", Op::Gemm { b, m, n: k, k: n, bias: false }, Some("gemm"), 1.0);
+                }
+                // Weight gradient (or the second operand's gradient of a batched matmul).
+                add("grad_weight", Op::Gemm { b, m: k, n, k: m, bias: false }, Some("gemm"), 1.0);
+                if *bias {
+                    add("grad_bias", ew("copy", (b * m * n + n).div_ceil(2), 1), None, 1.0);
+                }
+            }
+            GraphOp::Conv2d { n, c, h, w, k, r, s, stride, pad, groups, .. } => {
+                let g = (*groups).max(1);
+                let conv = Op::Conv2d { n: n * g, c: c / g, h: *h, w: *w, k: k / g, r: *r, s: *s, stride: *stride, pad: *pad };
+                if input_grad {
+                    add("grad_input", conv.clone(), Some("conv2d"), 1.0);
+                }
+                add("grad_weight", conv, Some("conv2d"), 1.0);
+            }
+            GraphOp::Attention { b, hq, hkv, sq, skv, d, causal } => {
+                let (b, hq, hkv, sq, skv, d) = (*b, *hq, *hkv, *sq, *skv, *d);
+                if self.uses_flash() {
+                    add("grad", Op::Attention { b, hq, hkv, sq, skv, d, causal: *causal }, Some("attention"), 2.5);
+                } else {
+                    let scores = b * hq * sq * skv;
+                    add("merge_heads.grad", ew("contiguous", b * sq * hq * d, 1), Some("elementwise"), 1.0);
+                    add("context.grad_probs", Op::Gemm { b: b * hq, m: sq, n: skv, k: d, bias: false }, Some("gemm"), 1.0);
+                    add("context.grad_v", Op::Gemm { b: b * hq, m: skv, n: d, k: sq, bias: false }, Some("gemm"), 1.0);
+                    add("dropout.grad", ew("mul", scores, 2), Some("elementwise"), 1.0);
+                    add("softmax.grad", Op::Softmax { rows: b * hq * sq, cols: skv }, Some("softmax"), 1.0);
+                    add("mask.grad", ew("where", scores, 2), Some("elementwise"), 1.0);
+                    add("scale.grad", ew("div_scalar", scores, 1), Some("elementwise"), 1.0);
+                    add("scores.grad_q", Op::Gemm { b: b * hq, m: sq, n: d, k: skv, bias: false }, Some("gemm"), 1.0);
+                    add("scores.grad_k", Op::Gemm { b: b * hq, m: skv, n: d, k: sq, bias: false }, Some("gemm"), 1.0);
+                }
+            }
+            GraphOp::Elementwise { func, numel, inputs } => {
+                let numel = *numel;
+                match func.as_str() {
+                    "dropout" => add("grad", ew("mul", numel, 2), Some("elementwise"), 1.0),
+                    // The gradient passes through (a broadcast operand's is summed).
+                    "add" | "sub" | "add_scalar" | "sub_scalar" | "copy" | "contiguous" => {
+                        if *inputs > 1 && node.inputs.iter().any(|&t| self.g.tensors[t].numel() < numel && self.needs_grad(t)) {
+                            add("grad_broadcast", ew("copy", numel, 1), Some("elementwise"), 1.0);
+                        }
+                    }
+                    "mul" | "div" | "pow" => {
+                        add("grad_a", ew(func, numel, 2), Some("elementwise"), 1.0);
+                        add("grad_b", ew(func, numel, 2), Some("elementwise"), 1.0);
+                    }
+                    "mul_scalar" | "div_scalar" => add("grad", ew(func, numel, 1), Some("elementwise"), 1.0),
+                    "pow_scalar" => {
+                        add("grad_pow", ew("pow_scalar", numel, 1), Some("elementwise"), 1.0);
+                        add("grad_mul", ew("mul", numel, 2), Some("elementwise"), 1.0);
+                    }
+                    "where" | "cumsum" => {}
+                    // Unary activations: grad · f'(x), one kernel reading both.
+                    f => add("grad", ew(if f == "gelu" { "gelu" } else { "mul" }, numel, 2), Some("elementwise"), 1.0),
+                }
+            }
+            GraphOp::Softmax { rows, cols } => add("grad", Op::Softmax { rows: *rows, cols: *cols }, Some("softmax"), 1.0),
+            GraphOp::LayerNorm { rows, cols } | GraphOp::GroupNorm { rows, cols } | GraphOp::RmsNorm { rows, cols } => {
+                add("grad_input", Op::Layernorm { rows: *rows, cols: *cols }, Some("layernorm"), 1.0);
+                add("grad_weight", ew("copy", (rows * cols + 2 * cols).div_ceil(2), 1), None, 1.0);
+            }
+            GraphOp::BatchNorm { numel, channels } => {
+                add("grad", Op::Layernorm { rows: *channels, cols: (numel / channels.max(&1)).max(1) }, Some("layernorm"), 1.0);
+            }
+            GraphOp::Embedding { tokens, dim, vocab } => {
+                // embedding_dense_backward: zero the table's gradient, then scatter-add rows.
+                add("grad_zero", ew("copy", vocab * dim, 1), Some("embedding"), 1.0);
+                add("grad_scatter", ew("add", tokens * dim, 2), None, 1.0);
+            }
+            GraphOp::Rope { tokens, hq, hkv, d } => add("grad", Op::Rope { tokens: *tokens, hq: *hq, hkv: *hkv, d: *d }, Some("rope"), 1.0),
+            GraphOp::SiluMul { tokens, cols } => add("grad", ew("mul", 2 * tokens * cols, 2), Some("elementwise"), 1.0),
+            GraphOp::Pool { numel_in, numel_out } | GraphOp::Reduce { numel_in, numel_out } => {
+                add("grad", ew("copy", (numel_in + numel_out).div_ceil(2), 1), Some("elementwise"), 1.0)
+            }
+            GraphOp::Copy { numel } => add("grad", ew("copy", *numel, 1), Some("elementwise"), 1.0),
+            GraphOp::View => {}
+        }
+        v
+    }
+
+    fn backward(&mut self, node: &crate::graph::Node) {
+        // Nodes none of whose inputs need a gradient have no backward (the embedding's
+        // weight does, so it is kept).
+        if !node.inputs.iter().any(|&t| self.needs_grad(t)) {
+            return;
+        }
+        let kernels = self.backward_kernels(node);
+        // Depends on the gradients of its outputs, and on its saved forward inputs.
+        let mut deps: Vec<NodeIndex> = node.outputs.iter().filter_map(|o| self.grad_producer.get(o).copied()).collect();
+        deps.extend(self.deps_of(&node.inputs));
+        let mut last = None;
+        for (suffix, op, call, work) in kernels {
+            let k = self.push(format!("{}{}", node.name, suffix), op, Phase::Backward, call, work, &deps);
+            deps = vec![k];
+            last = Some(k);
+        }
+        let src = last.or_else(|| node.outputs.iter().find_map(|o| self.grad_producer.get(o).copied()));
+        if let Some(k) = src {
+            for &t in &node.inputs {
+                self.grad_producer.insert(t, k);
+            }
+        }
+    }
+
+    /// A fused (multi-tensor) Adam step over every parameter: reads param, grad and two
+    /// moments, writes param and moments.
+    fn optimizer(&mut self) {
+        let params: u64 = self.g.params();
+        if params == 0 {
+            return;
+        }
+        let deps: Vec<NodeIndex> = self.dag.node_indices().last().into_iter().collect();
+        // torch.optim.Adam(foreach=True) launches one multi-tensor kernel per chunk of
+        // tensors; the bytes are what matter.
+        let launches = (self.g.tensors.iter().filter(|t| t.role == Role::Weight).count() as u64).div_ceil(110).max(1);
+        let k = self.push("optimizer.adam".into(), ew("add", params, 4), Phase::Optimizer, Some("elementwise"), 1.0, &deps);
+        // Moments and master weights stay fp32 in mixed precision.
+        self.dag[k].dtype = Dtype::Fp32;
+        self.dag[k].work = 1.0 + 0.75; // 4 reads + 3 writes vs the elementwise model's 4 + 1
+        let _ = launches;
+    }
+
+    /// torch.compile: a chain of pointwise kernels where each feeds only the next becomes
+    /// one kernel that reads the chain's outside inputs once and writes its last output.
+    fn fuse_pointwise(&mut self) {
+        let old = std::mem::take(&mut self.dag);
+        let mut new: DiGraph<Kernel, ()> = DiGraph::new();
+        let mut map: Vec<Option<NodeIndex>> = vec![None; old.node_count()];
+        for i in old.node_indices() {
+            let k = &old[i];
+            let pointwise = matches!(k.op, Op::Elementwise { .. });
+            let preds: Vec<NodeIndex> = old.neighbors_directed(i, petgraph::Direction::Incoming).collect();
+            // Fuse into the kernel that produced our single input when that kernel is a
+            // pointwise (or a norm/softmax epilogue) in the same phase with one consumer.
+            if pointwise && preds.len() == 1 {
+                let p = preds[0];
+                let consumers = old.neighbors_directed(p, petgraph::Direction::Outgoing).count();
+                if let Some(target) = map[p.index()] {
+                    let t = &new[target];
+                    let fusable = t.phase == k.phase && consumers == 1 && matches!(t.op, Op::Elementwise { .. } | Op::Softmax { .. } | Op::Layernorm { .. } | Op::Rmsnorm { .. });
+                    if fusable {
+                        if let (Op::Elementwise { numel: tn, inputs: ti, .. }, Op::Elementwise { numel, inputs, .. }) = (&new[target].op, &k.op) {
+                            let (n, extra) = ((*tn).max(*numel), inputs.saturating_sub(1));
+                            new[target].op = ew("add", n, ti + extra);
+                        }
+                        new[target].name = format!("{}+{}", new[target].name, k.name.rsplit('.').next().unwrap_or(&k.name));
+                        map[i.index()] = Some(target);
+                        continue;
+                    }
+                }
+            }
+            let mut k = k.clone();
+            if k.host_call.is_some() {
+                k.host_call = Some("compiled");
+            }
+            let n = new.add_node(k);
+            for p in preds {
+                if let Some(src) = map[p.index()] {
+                    if src != n && new.find_edge(src, n).is_none() {
+                        new.add_edge(src, n, ());
+                    }
+                }
+            }
+            map[i.index()] = Some(n);
+        }
+        self.dag = new;
+    }
+}
