@@ -12,6 +12,7 @@ pub mod hw;
 pub mod kernel;
 pub mod lower;
 pub mod report;
+pub mod run;
 pub mod sim;
 pub mod trace;
 pub mod validate;

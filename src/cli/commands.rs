@@ -160,7 +160,8 @@ pub fn replay(reg: &Registry, files: &[PathBuf], gpu: Option<&str>, format: Form
                         let k = file.kernel_row(rec);
                         (target.map(|g| g.key()).unwrap_or(k.gpu).to_string(), k.op.to_string(), k.measured_ms)
                     } else {
-                        (file.model_field(rec, "gpu").to_string(), "model".to_string(), None)
+                        let f = |n: &str| file.model_field(rec, n).trim().to_string();
+                        (f("gpu"), format!("{} {} {}", f("model"), f("mode"), f("option")), f("measured_ms").parse::<f64>().ok())
                     };
                     let e = groups.entry((gpu_name, op_name)).or_default();
                     e.0 += 1;

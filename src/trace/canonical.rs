@@ -129,6 +129,11 @@ impl TraceFile {
         }
     }
 
+    /// Any column by its header name (optional columns such as `source`, `tags`).
+    pub fn column<'a>(&self, rec: &'a StringRecord, name: &str) -> Option<&'a str> {
+        self.headers.iter().position(|h| h.trim() == name).and_then(|i| rec.get(i))
+    }
+
     /// A model-trace column by name.
     pub fn model_field<'a>(&self, rec: &'a StringRecord, name: &str) -> &'a str {
         let i = MODEL_COLUMNS.iter().position(|n| *n == name).expect("model column");

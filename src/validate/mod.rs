@@ -2,6 +2,7 @@
 
 pub mod fit;
 pub mod metrics;
+pub mod models;
 pub mod replay;
 
 pub use metrics::{summarize, GroupKey, GroupStats};

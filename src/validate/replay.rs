@@ -62,6 +62,9 @@ pub fn replay_kernels(
     target: Option<&Gpu>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Vec<ReplayRow> {
+    if file.kind == TraceKind::Models {
+        return super::models::replay_models(reg, file, target, progress);
+    }
     const CHUNK: usize = 4096;
     let n = file.rows.len();
     let chunks: Vec<Vec<ReplayRow>> = (0..n.div_ceil(CHUNK))

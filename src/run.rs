@@ -1,0 +1,80 @@
+//! One model step on one GPU, end to end: operator graph → kernel DAG → timeline, plus
+//! the memory it needs and whether it fits.
+
+use crate::error::Result;
+use crate::graph::Graph;
+use crate::hw::{Gpu, Templates};
+use crate::lower::memory::{self, MemoryBreakdown};
+use crate::lower::{self, Options};
+use crate::sim::scheduler::{self, EstimateCache, Timeline};
+use serde::Serialize;
+
+
+/// The simulated step.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelRun {
+    pub gpu: String,
+    pub model: String,
+    pub batch: u64,
+    pub seq_len: u64,
+    pub precision: String,
+    pub mode: lower::Mode,
+    pub execution: lower::Execution,
+    /// Step time, ms (`None` when it does not fit).
+    pub latency_ms: Option<f64>,
+    /// Samples (sequences or images) per second.
+    pub throughput_per_s: Option<f64>,
+    pub memory: MemoryBreakdown,
+    pub memory_gb: f64,
+    pub gpu_memory_gb: f64,
+    pub fits: bool,
+    pub kernels: usize,
+    pub params: u64,
+    pub flops: f64,
+    #[serde(skip)]
+    pub timeline: Option<Timeline>,
+}
+
+/// Whether the GPU has FlashAttention kernels: NVIDIA Ampere or newer (FA2/FA3), AMD
+/// CDNA2/3 (the ROCm CK port).
+pub fn flash_available(gpu: &Gpu) -> bool {
+    matches!(gpu.profile.architecture.as_str(), "ampere" | "ada" | "hopper" | "blackwell" | "cdna2" | "cdna3")
+}
+
+/// Options with the GPU-dependent choice filled in.
+pub fn options_for(gpu: &Gpu, mut opts: Options) -> Options {
+    opts.flash_available = flash_available(gpu);
+    opts
+}
+
+/// Simulates one step of `graph` (built for `batch` × `seq_len`) on `gpu`. A model that
+/// does not fit gets `fits = false` and no time, unless `time_even_if_oom`.
+pub fn run_model(gpu: &Gpu, templates: &Templates, graph: &Graph, batch: u64, seq_len: u64, opts: Options, cache: &mut EstimateCache, time_even_if_oom: bool) -> Result<ModelRun> {
+    let opts = options_for(gpu, opts);
+    let hopper_plus = matches!(gpu.profile.architecture.as_str(), "hopper" | "blackwell");
+    let mem = memory::estimate(graph, &opts, hopper_plus);
+    let capacity = gpu.profile.memory.memory_gb;
+    let fits = mem.total_gb <= capacity;
+    let dag = lower::lower(graph, &opts)?;
+    let timeline = if fits || time_even_if_oom { Some(scheduler::run(gpu, templates, &dag, cache)?) } else { None };
+    let latency_ms = timeline.as_ref().map(|t| t.step_ms);
+    Ok(ModelRun {
+        gpu: gpu.key().to_string(),
+        model: graph.name.clone(),
+        batch,
+        seq_len,
+        precision: opts.precision.name(),
+        mode: opts.mode,
+        execution: opts.execution,
+        latency_ms,
+        throughput_per_s: latency_ms.map(|ms| batch as f64 / (ms / 1000.0)),
+        memory_gb: mem.total_gb,
+        memory: mem,
+        gpu_memory_gb: capacity,
+        fits,
+        kernels: dag.len(),
+        params: graph.params(),
+        flops: graph.flops(),
+        timeline,
+    })
+}
