@@ -31,7 +31,7 @@ pub struct ModelRun {
     pub kernels: usize,
     pub params: u64,
     pub flops: f64,
-    #[serde(skip)]
+    /// Busy time per kernel category, per phase, host time (absent when it does not fit).
     pub timeline: Option<Timeline>,
 }
 
@@ -47,16 +47,25 @@ pub fn options_for(gpu: &Gpu, mut opts: Options) -> Options {
     opts
 }
 
+/// What to keep of a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Keep {
+    /// Time the step even when it does not fit (replaying a row that was measured).
+    pub time_even_if_oom: bool,
+    /// Keep every placed kernel, for `--timeline`.
+    pub kernels: bool,
+}
+
 /// Simulates one step of `graph` (built for `batch` × `seq_len`) on `gpu`. A model that
-/// does not fit gets `fits = false` and no time, unless `time_even_if_oom`.
-pub fn run_model(gpu: &Gpu, templates: &Templates, graph: &Graph, batch: u64, seq_len: u64, opts: Options, cache: &mut EstimateCache, time_even_if_oom: bool) -> Result<ModelRun> {
+/// does not fit gets `fits = false` and no time, unless `keep.time_even_if_oom`.
+pub fn run_model(gpu: &Gpu, templates: &Templates, graph: &Graph, batch: u64, seq_len: u64, opts: Options, cache: &mut EstimateCache, keep: Keep) -> Result<ModelRun> {
     let opts = options_for(gpu, opts);
     let hopper_plus = matches!(gpu.profile.architecture.as_str(), "hopper" | "blackwell");
     let mem = memory::estimate(graph, &opts, hopper_plus);
     let capacity = gpu.profile.memory.memory_gb;
     let fits = mem.total_gb <= capacity;
     let dag = lower::lower(graph, &opts)?;
-    let timeline = if fits || time_even_if_oom { Some(scheduler::run(gpu, templates, &dag, cache)?) } else { None };
+    let timeline = if fits || keep.time_even_if_oom { Some(scheduler::run(gpu, templates, &dag, cache, keep.kernels)?) } else { None };
     let latency_ms = timeline.as_ref().map(|t| t.step_ms);
     Ok(ModelRun {
         gpu: gpu.key().to_string(),

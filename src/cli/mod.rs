@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions and printing; no simulation logic here.
 
 mod commands;
+mod model_commands;
 
 use crate::error::{Error, Result};
 use crate::hw::Registry;
@@ -49,6 +50,46 @@ pub enum Command {
     ListHardware {
         #[arg(long, short)]
         verbose: bool,
+    },
+    /// List the built-in models (zoo) with their parameter counts.
+    #[command(after_help = "Example:\n  phantom-gpu list-models --format json")]
+    ListModels,
+    /// Load a model and show its parameters, forward FLOPs (batch 1) and op breakdown.
+    #[command(after_help = "MODEL is a zoo name (see list-models).\n\nExamples:\n  phantom-gpu load-model --model resnet50\n  phantom-gpu load-model --model llama2-7b --format json")]
+    LoadModel {
+        #[arg(long)]
+        model: String,
+        /// Tokens per sequence for language models (default: the model's usual context).
+        #[arg(long)]
+        seq_len: Option<u64>,
+    },
+    /// Simulate one step of a model on one or more GPUs: time, throughput, memory, fit.
+    #[command(after_help = "Examples:\n  phantom-gpu benchmark --model llama2-7b --gpu a100,h100 --batch-size 8 --seq-len 2048 --precision fp16\n  phantom-gpu benchmark --model bert-large --gpu v100 --batch-size 32 --mode training --precision fp32\n  phantom-gpu benchmark --model gpt2 --gpu 4090 --batch-size 16 --execution compiled --timeline gpt2.json\n  phantom-gpu benchmark --model llama3-8b --gpu l4 --batch-size 4 --seq-len 1 --past 4096 --format json")]
+    Benchmark {
+        #[arg(long)]
+        model: String,
+        /// GPU key or alias; several separated by commas.
+        #[arg(long, value_delimiter = ',', required = true)]
+        gpu: Vec<String>,
+        #[arg(long, default_value = "1")]
+        batch_size: u64,
+        #[command(flatten)]
+        run: RunFlags,
+        /// Write the predicted timeline as Chrome-trace JSON (open in Perfetto).
+        #[arg(long, value_name = "FILE")]
+        timeline: Option<PathBuf>,
+    },
+    /// Simulate several models × GPUs × batch sizes: a table of time, throughput, memory, OOM.
+    #[command(after_help = "Example:\n  phantom-gpu compare-models --models llama2-7b,bert-large,resnet50 --gpus v100,a100,4090 --batch-sizes 1,8,32")]
+    CompareModels {
+        #[arg(long, value_delimiter = ',', required = true)]
+        models: Vec<String>,
+        #[arg(long, value_delimiter = ',', required = true)]
+        gpus: Vec<String>,
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        batch_sizes: Vec<u64>,
+        #[command(flatten)]
+        run: RunFlags,
     },
     /// Predict one kernel on one or more GPUs.
     #[command(after_help = "Shape keys per op:\n  gemm         b,m,n,k,bias\n  conv2d       n,c,h,w,k,r,s,stride,pad\n  attention    b,hq,hkv,sq,skv,d,causal\n  elementwise  fn,numel,inputs\n  softmax|layernorm|rmsnorm  rows,cols\n  silu_mul     tokens,cols\n  rope         tokens,hq,hkv,d\n  embedding    tokens,dim,vocab\n  all_reduce|send_recv  bytes,gpus,nodes,gpus_per_node\n\nExamples:\n  phantom-gpu predict gemm --gpu a100,h100 --dtype fp16 --shape m=4096,n=4096,k=4096\n  phantom-gpu predict attention --gpu h100 --dtype bf16 --shape b=8,hq=32,hkv=8,sq=1,skv=4096,d=128\n  phantom-gpu predict conv2d --gpu t4 --dtype fp32 --shape n=32,c=64,h=56,w=56,k=64,r=3,s=3,stride=1,pad=1 --format json")]
@@ -118,6 +159,44 @@ pub enum Command {
     },
 }
 
+/// How a model runs (shared by benchmark and compare-models).
+#[derive(Args, Debug, Clone)]
+pub struct RunFlags {
+    /// Tokens per sequence (prompt length in prefill; 1 for a decode step).
+    #[arg(long)]
+    pub seq_len: Option<u64>,
+    /// Tokens already in the KV cache (decode steps of decoder LLMs).
+    #[arg(long, default_value = "0")]
+    pub past: u64,
+    /// fp32, tf32, fp16, bf16, fp8, int8, or int4 (weight-only, fp16 compute).
+    #[arg(long, default_value = "fp16")]
+    pub precision: String,
+    #[arg(long, value_enum, default_value = "inference")]
+    pub mode: crate::lower::Mode,
+    #[arg(long, value_enum, default_value = "eager")]
+    pub execution: crate::lower::Execution,
+    /// Attention implementation: auto (FlashAttention where PyTorch SDPA would use it), flash, eager.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub attention: crate::lower::AttentionImpl,
+    /// Training without the optimizer step (forward + backward only).
+    #[arg(long)]
+    pub no_optimizer: bool,
+}
+
+impl RunFlags {
+    fn args(&self) -> model_commands::RunArgs {
+        model_commands::RunArgs {
+            seq_len: self.seq_len,
+            past: self.past,
+            precision: self.precision.clone(),
+            mode: self.mode,
+            execution: self.execution,
+            attention: self.attention,
+            no_optimizer: self.no_optimizer,
+        }
+    }
+}
+
 /// Runs the parsed command; returns the text to print.
 pub fn run(cli: Cli) -> Result<()> {
     let mut reg = Registry::builtin()?;
@@ -136,6 +215,14 @@ pub fn run(cli: Cli) -> Result<()> {
             } else {
                 commands::predict(&reg, op, gpu, dtype, shape, timing, cli.global.format)?
             }
+        }
+        Command::ListModels => model_commands::list_models(cli.global.format)?,
+        Command::LoadModel { model, seq_len } => model_commands::load_model(model, *seq_len, cli.global.format)?,
+        Command::Benchmark { model, gpu, batch_size, run, timeline } => {
+            model_commands::benchmark(&reg, model, gpu, *batch_size, &run.args(), timeline.as_ref(), cli.global.format)?
+        }
+        Command::CompareModels { models, gpus, batch_sizes, run } => {
+            model_commands::compare_models(&reg, models, gpus, batch_sizes, &run.args(), cli.global.format)?
         }
         Command::Replay { files, gpu } => commands::replay(&reg, files, gpu.as_deref(), cli.global.format)?,
         Command::Validate { traces, gpu, op, leave_one_gpu_out, tiles, include_fit_rows } => commands::validate(

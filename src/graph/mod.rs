@@ -260,3 +260,14 @@ impl Graph {
         Ok(())
     }
 }
+
+/// A model named on the command line: a zoo name or alias, a HuggingFace `config.json`
+/// (file, folder or cached model id) or an ONNX file.
+pub fn load_model(spec: &str, wl: transformer::Workload) -> Result<Graph> {
+    zoo::find(spec)?.build(wl)
+}
+
+/// The sequence length to use when the user gives none, and the longest allowed.
+pub fn default_seq_len(spec: &str) -> Option<u64> {
+    zoo::find(spec).ok().map(|m| m.default_seq_len())
+}

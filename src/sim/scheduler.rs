@@ -86,14 +86,15 @@ fn host_us(gpu: &Gpu, templates: &Templates, exec: Execution, call: Option<&'sta
 }
 
 /// Schedules the DAG on `gpu`.
-pub fn run(gpu: &Gpu, templates: &Templates, dag: &KernelDag, cache: &mut EstimateCache) -> Result<Timeline> {
+/// `keep_kernels` records every placed kernel (for timelines); summaries are always kept.
+pub fn run(gpu: &Gpu, templates: &Templates, dag: &KernelDag, cache: &mut EstimateCache, keep_kernels: bool) -> Result<Timeline> {
     let exec = dag.options.execution;
     let n = dag.len();
     let mut end = vec![0.0f64; n];
     let mut stream_free: BTreeMap<u32, f64> = BTreeMap::new();
     // A captured graph is launched once.
     let mut host = if exec == Execution::CudaGraphs { templates.launch.eager_op_us } else { 0.0 };
-    let mut placed = Vec::with_capacity(n);
+    let mut placed = Vec::with_capacity(if keep_kernels { n } else { 0 });
     let mut by_category: BTreeMap<&'static str, CategoryTotal> = BTreeMap::new();
     let mut by_phase: BTreeMap<&'static str, f64> = BTreeMap::new();
     let (mut busy, mut clock_weighted) = (0.0, 0.0);
@@ -114,6 +115,9 @@ pub fn run(gpu: &Gpu, templates: &Templates, dag: &KernelDag, cache: &mut Estima
         c.ms += dur / 1000.0;
         c.flops += est.flops * k.work;
         *by_phase.entry(k.phase.name()).or_default() += dur / 1000.0;
+        if !keep_kernels {
+            continue;
+        }
         placed.push(Placed {
             name: k.name.clone(),
             category: k.category,

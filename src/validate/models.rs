@@ -106,7 +106,7 @@ pub fn replay_model_row(reg: &Registry, file: &TraceFile, index: usize, target: 
     };
     let mut cache = EstimateCache::default();
     // A measured row ran, so it fit; time it even if our memory estimate disagrees.
-    match run::run_model(gpu, &reg.templates, &graph, row.batch, row.seq_len, row.options, &mut cache, true) {
+    match run::run_model(gpu, &reg.templates, &graph, row.batch, row.seq_len, row.options, &mut cache, run::Keep { time_even_if_oom: true, kernels: false }) {
         Ok(r) => ReplayRow { predicted_ms: r.latency_ms, status: String::new(), tile: None, bound: "" },
         Err(e) => skipped(e.to_string()),
     }
