@@ -6,7 +6,11 @@ use crate::graph::Graph;
 use crate::hw::{Gpu, Templates};
 use crate::lower::memory::{self, MemoryBreakdown};
 use crate::lower::{self, Options};
-use crate::sim::scheduler::{self, EstimateCache, Timeline};
+use crate::lower::KernelDag;
+use crate::sim::scheduler::{self, Timeline};
+use crate::graph::transformer::Workload;
+use crate::hw::Registry;
+use rayon::prelude::*;
 use serde::Serialize;
 
 
@@ -58,14 +62,20 @@ pub struct Keep {
 
 /// Simulates one step of `graph` (built for `batch` × `seq_len`) on `gpu`. A model that
 /// does not fit gets `fits = false` and no time, unless `keep.time_even_if_oom`.
-pub fn run_model(gpu: &Gpu, templates: &Templates, graph: &Graph, batch: u64, seq_len: u64, opts: Options, cache: &mut EstimateCache, keep: Keep) -> Result<ModelRun> {
+pub fn run_model(gpu: &Gpu, templates: &Templates, graph: &Graph, batch: u64, seq_len: u64, opts: Options, keep: Keep) -> Result<ModelRun> {
     let opts = options_for(gpu, opts);
+    let dag = lower::lower(graph, &opts)?;
+    run_lowered(gpu, templates, graph, &dag, batch, seq_len, keep)
+}
+
+/// As `run_model` with the DAG already lowered (for this GPU's options).
+pub fn run_lowered(gpu: &Gpu, templates: &Templates, graph: &Graph, dag: &KernelDag, batch: u64, seq_len: u64, keep: Keep) -> Result<ModelRun> {
+    let opts = dag.options;
     let hopper_plus = matches!(gpu.profile.architecture.as_str(), "hopper" | "blackwell");
     let mem = memory::estimate(graph, &opts, hopper_plus);
     let capacity = gpu.profile.memory.memory_gb;
     let fits = mem.total_gb <= capacity;
-    let dag = lower::lower(graph, &opts)?;
-    let timeline = if fits || keep.time_even_if_oom { Some(scheduler::run(gpu, templates, &dag, cache, keep.kernels)?) } else { None };
+    let timeline = if fits || keep.time_even_if_oom { Some(scheduler::run(gpu, templates, dag, keep.kernels)?) } else { None };
     let latency_ms = timeline.as_ref().map(|t| t.step_ms);
     Ok(ModelRun {
         gpu: gpu.key().to_string(),
@@ -86,4 +96,23 @@ pub fn run_model(gpu: &Gpu, templates: &Templates, graph: &Graph, batch: u64, se
         flops: graph.flops(),
         timeline,
     })
+}
+
+/// Every (graph, GPU) pair in parallel, graphs outermost: the engine of `compare-models`.
+/// Each pair gets its own estimate cache, so results do not depend on scheduling.
+pub fn sweep(reg: &Registry, graphs: &[(Workload, Graph)], gpus: &[&Gpu], opts: Options) -> Result<Vec<ModelRun>> {
+    let jobs: Vec<(usize, usize)> = (0..graphs.len()).flat_map(|i| (0..gpus.len()).map(move |j| (i, j))).collect();
+    // The DAG depends on the GPU only through `flash_available`: lower each graph once
+    // per value.
+    let dags: Vec<[KernelDag; 2]> = graphs
+        .par_iter()
+        .map(|(_, g)| Ok([lower::lower(g, &Options { flash_available: false, ..opts })?, lower::lower(g, &Options { flash_available: true, ..opts })?]))
+        .collect::<Result<_>>()?;
+    jobs.par_iter()
+        .map(|&(i, j)| {
+            let (wl, g) = &graphs[i];
+            let dag = &dags[i][flash_available(gpus[j]) as usize];
+            run_lowered(gpus[j], &reg.templates, g, dag, wl.batch, wl.seq_len, Keep::default())
+        })
+        .collect()
 }

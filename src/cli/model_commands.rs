@@ -7,8 +7,7 @@ use crate::hw::{Gpu, Registry};
 use crate::lower::{AttentionImpl, Execution, Mode, Options, Precision};
 use crate::report::{num, text, Format, Table};
 use crate::run::{self, ModelRun};
-use crate::sim::scheduler::{self, EstimateCache};
-use rayon::prelude::*;
+use crate::sim::scheduler;
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -96,8 +95,7 @@ pub fn load_model(spec: &str, seq_len: Option<u64>, format: Format) -> Result<St
 }
 
 fn run_one(reg: &Registry, gpu: &Gpu, g: &Graph, wl: Workload, opts: Options, keep_kernels: bool) -> Result<ModelRun> {
-    let mut cache = EstimateCache::default();
-    run::run_model(gpu, &reg.templates, g, wl.batch, wl.seq_len, opts, &mut cache, run::Keep { time_even_if_oom: false, kernels: keep_kernels })
+    run::run_model(gpu, &reg.templates, g, wl.batch, wl.seq_len, opts, run::Keep { time_even_if_oom: false, kernels: keep_kernels })
 }
 
 fn run_row(r: &ModelRun) -> Vec<Value> {
@@ -190,8 +188,7 @@ pub fn compare_models(reg: &Registry, models: &[String], gpus: &[String], batche
             graphs.push((wl, graph::load_model(m, wl)?));
         }
     }
-    let jobs: Vec<(usize, usize)> = (0..graphs.len()).flat_map(|i| (0..gpus.len()).map(move |j| (i, j))).collect();
-    let runs: Vec<ModelRun> = jobs.par_iter().map(|&(i, j)| run_one(reg, gpus[j], &graphs[i].1, graphs[i].0, opts, false)).collect::<Result<_>>()?;
+    let runs = run::sweep(reg, &graphs, &gpus, opts)?;
     let mut t = Table::new(RUN_HEADERS);
     for r in &runs {
         t.push(run_row(r));

@@ -157,6 +157,10 @@ pub struct Kernel {
 pub struct KernelDag {
     pub dag: DiGraph<Kernel, ()>,
     pub options: Options,
+    /// The distinct (op, dtype) pairs, so a GPU estimates each once (layers repeat).
+    pub unique: Vec<(Op, Dtype)>,
+    /// Index into `unique` of each kernel, by node index.
+    pub unique_of: Vec<usize>,
 }
 
 impl KernelDag {
@@ -188,7 +192,21 @@ pub fn lower(graph: &Graph, opts: &Options) -> Result<KernelDag> {
     if opts.execution == Execution::Compiled {
         l.fuse_pointwise();
     }
-    Ok(KernelDag { dag: l.dag, options: *opts })
+    let dag = l.dag;
+    let mut index: HashMap<(&Op, Dtype), usize> = HashMap::new();
+    let mut unique = Vec::new();
+    let mut unique_of = Vec::with_capacity(dag.node_count());
+    for i in dag.node_indices() {
+        let k = &dag[i];
+        let next = unique.len();
+        let u = *index.entry((&k.op, k.dtype)).or_insert_with(|| {
+            unique.push((k.op.clone(), k.dtype));
+            next
+        });
+        unique_of.push(u);
+    }
+    drop(index);
+    Ok(KernelDag { dag, options: *opts, unique, unique_of })
 }
 
 struct Lowerer<'a> {

@@ -3,15 +3,16 @@
 //! host has launched it, its stream is free and its inputs are ready. The step ends when
 //! the last kernel does.
 //!
-//! Invariant: kernel times come from `crate::kernel` (cached per (op, dtype) within a
-//! run, so repeated layers cost one estimate); the scheduler only places them in time.
+//! Invariant: kernel times come from `crate::kernel` (one estimate per distinct (op,
+//! dtype) of the DAG, so repeated layers cost one estimate); the scheduler only places
+//! them in time.
 
 use crate::error::Result;
 use crate::hw::{Gpu, Templates};
-use crate::kernel::{self, Dtype, KernelEstimate, Op};
+use crate::kernel::{self, KernelEstimate};
 use crate::lower::{Execution, KernelDag, Phase};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// One kernel placed on the timeline (times in µs from the step's start).
 #[derive(Debug, Clone, Serialize)]
@@ -54,23 +55,6 @@ pub struct Timeline {
     pub mean_clock_mhz: f64,
 }
 
-/// Memo of kernel estimates for one GPU.
-#[derive(Default)]
-pub struct EstimateCache {
-    map: HashMap<(Op, Dtype), KernelEstimate>,
-}
-
-impl EstimateCache {
-    fn get(&mut self, gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype) -> Result<&KernelEstimate> {
-        if !self.map.contains_key(&(op.clone(), dtype)) {
-            // Inside a model step other layers' weights evict L2 between calls.
-            let est = kernel::estimate(gpu, templates, op, dtype, false)?;
-            self.map.insert((op.clone(), dtype), est);
-        }
-        Ok(&self.map[&(op.clone(), dtype)])
-    }
-}
-
 /// Host cost of issuing one kernel, µs.
 fn host_us(gpu: &Gpu, templates: &Templates, exec: Execution, call: Option<&'static str>, launches: u32) -> f64 {
     let l = &templates.launch;
@@ -87,7 +71,9 @@ fn host_us(gpu: &Gpu, templates: &Templates, exec: Execution, call: Option<&'sta
 
 /// Schedules the DAG on `gpu`.
 /// `keep_kernels` records every placed kernel (for timelines); summaries are always kept.
-pub fn run(gpu: &Gpu, templates: &Templates, dag: &KernelDag, cache: &mut EstimateCache, keep_kernels: bool) -> Result<Timeline> {
+pub fn run(gpu: &Gpu, templates: &Templates, dag: &KernelDag, keep_kernels: bool) -> Result<Timeline> {
+    // Inside a model step other layers' weights evict L2 between calls: cold estimates.
+    let estimates: Vec<KernelEstimate> = dag.unique.iter().map(|(op, dtype)| kernel::estimate(gpu, templates, op, *dtype, false)).collect::<Result<_>>()?;
     let exec = dag.options.execution;
     let n = dag.len();
     let mut end = vec![0.0f64; n];
@@ -99,7 +85,7 @@ pub fn run(gpu: &Gpu, templates: &Templates, dag: &KernelDag, cache: &mut Estima
     let mut by_phase: BTreeMap<&'static str, f64> = BTreeMap::new();
     let (mut busy, mut clock_weighted) = (0.0, 0.0);
     for (idx, k) in dag.kernels() {
-        let est = cache.get(gpu, templates, &k.op, k.dtype)?;
+        let est = &estimates[dag.unique_of[idx.index()]];
         host += host_us(gpu, templates, exec, k.host_call, est.launches);
         let ready = dag.dag.neighbors_directed(idx, petgraph::Direction::Incoming).map(|p| end[p.index()]).fold(0.0, f64::max);
         let free = stream_free.get(&k.stream).copied().unwrap_or(0.0);

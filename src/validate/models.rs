@@ -10,7 +10,6 @@ use crate::hw::{Gpu, Registry};
 use crate::kernel::Dtype;
 use crate::lower::{AttentionImpl, Execution, Mode, Options, Precision};
 use crate::run;
-use crate::sim::scheduler::EstimateCache;
 use crate::trace::canonical::{tag, TraceFile};
 use rayon::prelude::*;
 use std::path::Path;
@@ -104,9 +103,8 @@ pub fn replay_model_row(reg: &Registry, file: &TraceFile, index: usize, target: 
         Ok(g) => g,
         Err(e) => return skipped(e),
     };
-    let mut cache = EstimateCache::default();
     // A measured row ran, so it fit; time it even if our memory estimate disagrees.
-    match run::run_model(gpu, &reg.templates, &graph, row.batch, row.seq_len, row.options, &mut cache, run::Keep { time_even_if_oom: true, kernels: false }) {
+    match run::run_model(gpu, &reg.templates, &graph, row.batch, row.seq_len, row.options, run::Keep { time_even_if_oom: true, kernels: false }) {
         Ok(r) => ReplayRow { predicted_ms: r.latency_ms, status: String::new(), tile: None, bound: "" },
         Err(e) => skipped(e.to_string()),
     }
