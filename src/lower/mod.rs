@@ -525,33 +525,50 @@ impl Lowerer<'_> {
         let _ = launches;
     }
 
-    /// torch.compile: a chain of pointwise kernels where each feeds only the next becomes
-    /// one kernel that reads the chain's outside inputs once and writes its last output.
+    /// torch.compile: pointwise kernels fuse into the group of pointwise work that feeds
+    /// them (reading the group's outside inputs once and writing its last output), and a
+    /// softmax or norm absorbs the pointwise work before it (scale → mask → softmax, add
+    /// → layernorm), as Inductor's fusion does. A kernel joins a group only when its other
+    /// inputs were ready before the group began, so issue order stays a valid schedule.
     fn fuse_pointwise(&mut self) {
         let old = std::mem::take(&mut self.dag);
         let mut new: DiGraph<Kernel, ()> = DiGraph::new();
-        let mut map: Vec<Option<NodeIndex>> = vec![None; old.node_count()];
+        let mut map: Vec<NodeIndex> = Vec::with_capacity(old.node_count());
+        let fusable = |k: &Kernel| matches!(k.op, Op::Elementwise { .. } | Op::Softmax { .. } | Op::Layernorm { .. } | Op::Rmsnorm { .. });
         for i in old.node_indices() {
             let k = &old[i];
+            let preds: Vec<NodeIndex> = old.neighbors_directed(i, petgraph::Direction::Incoming).map(|p| map[p.index()]).collect();
+            let mut groups: Vec<NodeIndex> = preds.iter().copied().filter(|&p| new[p].phase == k.phase && fusable(&new[p])).collect();
+            groups.sort();
+            groups.dedup();
             let pointwise = matches!(k.op, Op::Elementwise { .. });
-            let preds: Vec<NodeIndex> = old.neighbors_directed(i, petgraph::Direction::Incoming).collect();
-            // Fuse into the kernel that produced our single input when that kernel is a
-            // pointwise (or a norm/softmax epilogue) in the same phase with one consumer.
-            if pointwise && preds.len() == 1 {
-                let p = preds[0];
-                let consumers = old.neighbors_directed(p, petgraph::Direction::Outgoing).count();
-                if let Some(target) = map[p.index()] {
-                    let t = &new[target];
-                    let fusable = t.phase == k.phase && consumers == 1 && matches!(t.op, Op::Elementwise { .. } | Op::Softmax { .. } | Op::Layernorm { .. } | Op::Rmsnorm { .. });
-                    if fusable {
-                        if let (Op::Elementwise { numel: tn, inputs: ti, .. }, Op::Elementwise { numel, inputs, .. }) = (&new[target].op, &k.op) {
-                            let (n, extra) = ((*tn).max(*numel), inputs.saturating_sub(1));
-                            new[target].op = ew("add", n, ti + extra);
+            let reduction = matches!(k.op, Op::Softmax { .. } | Op::Layernorm { .. } | Op::Rmsnorm { .. });
+            if groups.len() == 1 && (pointwise || reduction) {
+                let target = groups[0];
+                let others_ready = preds.iter().all(|&p| p == target || p < target);
+                let target_pointwise = matches!(new[target].op, Op::Elementwise { .. });
+                if others_ready && (pointwise || target_pointwise) {
+                    let merged = match (&new[target].op, &k.op) {
+                        (Op::Elementwise { numel: tn, inputs: ti, .. }, Op::Elementwise { numel, inputs, .. }) => {
+                            // Inputs from inside the group are not re-read.
+                            let inside = old.neighbors_directed(i, petgraph::Direction::Incoming).filter(|p| map[p.index()] == target).count() as u64;
+                            ew("add", (*tn).max(*numel), ti + inputs.saturating_sub(inside.max(1)))
                         }
-                        new[target].name = format!("{}+{}", new[target].name, k.name.rsplit('.').next().unwrap_or(&k.name));
-                        map[i.index()] = Some(target);
-                        continue;
+                        // Pointwise prologue into a reduction: the reduction's traffic.
+                        (Op::Elementwise { .. }, red) => red.clone(),
+                        // Pointwise epilogue after a reduction: written once with it.
+                        (red, _) => red.clone(),
+                    };
+                    new[target].op = merged;
+                    new[target].category = category(&new[target].op);
+                    new[target].name = format!("{}+{}", new[target].name, k.name.rsplit('.').next().unwrap_or(&k.name));
+                    for &p in &preds {
+                        if p != target && new.find_edge(p, target).is_none() {
+                            new.add_edge(p, target, ());
+                        }
                     }
+                    map.push(target);
+                    continue;
                 }
             }
             let mut k = k.clone();
@@ -560,13 +577,11 @@ impl Lowerer<'_> {
             }
             let n = new.add_node(k);
             for p in preds {
-                if let Some(src) = map[p.index()] {
-                    if src != n && new.find_edge(src, n).is_none() {
-                        new.add_edge(src, n, ());
-                    }
+                if new.find_edge(p, n).is_none() {
+                    new.add_edge(p, n, ());
                 }
             }
-            map[i.index()] = Some(n);
+            map.push(n);
         }
         self.dag = new;
     }

@@ -1,0 +1,171 @@
+//! Whole-model simulation: lowering, scheduling, memory and the model commands.
+
+use assert_cmd::Command;
+use phantom_gpu::graph::transformer::Workload;
+use phantom_gpu::graph::zoo;
+use phantom_gpu::hw::Registry;
+use phantom_gpu::kernel::Dtype;
+use phantom_gpu::lower::{self, AttentionImpl, Execution, Mode, Options, Phase, Precision};
+use phantom_gpu::run::{self, Keep, ModelRun};
+use predicates::prelude::*;
+
+fn opts(dtype: Dtype, mode: Mode, execution: Execution) -> Options {
+    Options { precision: Precision { dtype, int4_weights: false }, mode, execution, ..Options::default() }
+}
+
+fn sim(model: &str, gpu: &str, batch: u64, seq: u64, o: Options) -> ModelRun {
+    let reg = Registry::builtin().unwrap();
+    let g = zoo::find(model).unwrap().build(Workload { batch, seq_len: seq, past: 0 }).unwrap();
+    run::run_model(reg.gpu(gpu).unwrap(), &reg.templates, &g, batch, seq, o, Keep { time_even_if_oom: true, kernels: true }).unwrap()
+}
+
+#[test]
+fn dag_edges_point_forward_and_training_adds_backward_and_optimizer() {
+    let g = zoo::find("gpt2").unwrap().build(Workload { batch: 2, seq_len: 128, past: 0 }).unwrap();
+    let inf = lower::lower(&g, &opts(Dtype::Fp16, Mode::Inference, Execution::Eager)).unwrap();
+    let train = lower::lower(&g, &opts(Dtype::Fp16, Mode::Training, Execution::Eager)).unwrap();
+    for dag in [&inf, &train] {
+        for e in dag.dag.edge_indices() {
+            let (a, b) = dag.dag.edge_endpoints(e).unwrap();
+            assert!(a.index() < b.index(), "edge must point to a later kernel");
+        }
+    }
+    assert!(inf.kernels().all(|(_, k)| k.phase == Phase::Forward));
+    let bwd = train.kernels().filter(|(_, k)| k.phase == Phase::Backward).count();
+    let fwd = train.kernels().filter(|(_, k)| k.phase == Phase::Forward).count();
+    assert!(bwd > fwd, "backward has more kernels ({bwd}) than forward ({fwd})");
+    assert_eq!(train.kernels().filter(|(_, k)| k.phase == Phase::Optimizer).count(), 1);
+    // Dropout runs only in training.
+    assert!(inf.kernels().all(|(_, k)| !k.name.contains("dropout")));
+    assert!(train.kernels().any(|(_, k)| k.name.contains("dropout")));
+}
+
+#[test]
+fn training_costs_about_three_forward_passes() {
+    let o = opts(Dtype::Fp16, Mode::Inference, Execution::Eager);
+    let inf = sim("llama2-7b", "a100", 4, 1024, o).latency_ms.unwrap();
+    let train = sim("llama2-7b", "a100", 4, 1024, Options { mode: Mode::Training, optimizer_step: false, ..o }).latency_ms.unwrap();
+    let ratio = train / inf;
+    assert!((2.4..3.6).contains(&ratio), "training/inference = {ratio:.2}");
+}
+
+#[test]
+fn compiled_fuses_pointwise_chains_and_is_not_slower() {
+    let eager = sim("gpt2-large", "a100", 4, 1024, opts(Dtype::Fp32, Mode::Inference, Execution::Eager));
+    let compiled = sim("gpt2-large", "a100", 4, 1024, opts(Dtype::Fp32, Mode::Inference, Execution::Compiled));
+    assert!(compiled.kernels < eager.kernels * 2 / 3, "{} vs {} kernels", compiled.kernels, eager.kernels);
+    assert!(compiled.latency_ms.unwrap() < eager.latency_ms.unwrap());
+    let graphs = sim("gpt2", "a100", 1, 32, Options { execution: Execution::CudaGraphs, ..opts(Dtype::Fp16, Mode::Inference, Execution::Eager) });
+    let plain = sim("gpt2", "a100", 1, 32, opts(Dtype::Fp16, Mode::Inference, Execution::Eager));
+    assert!(graphs.latency_ms.unwrap() < 0.5 * plain.latency_ms.unwrap(), "CUDA graphs remove the launch-bound host time");
+}
+
+#[test]
+fn flash_attention_is_faster_and_smaller_than_eager_attention_for_long_sequences() {
+    let base = opts(Dtype::Fp16, Mode::Inference, Execution::Eager);
+    let flash = sim("llama2-7b", "h100", 1, 4096, Options { attention: AttentionImpl::Flash, ..base });
+    let eager = sim("llama2-7b", "h100", 1, 4096, Options { attention: AttentionImpl::Eager, ..base });
+    assert!(flash.latency_ms.unwrap() < eager.latency_ms.unwrap());
+    assert!(flash.memory.activations_gb < eager.memory.activations_gb);
+}
+
+#[test]
+fn memory_breakdown_and_oom_verdict() {
+    let o = opts(Dtype::Fp16, Mode::Inference, Execution::Eager);
+    let r = sim("llama2-70b", "h100", 1, 4096, o);
+    // 69 G parameters in fp16 do not fit in 80 GB.
+    assert!((r.memory.weights_gb - 68.98e9 * 2.0 / (1u64 << 30) as f64).abs() < 0.5, "{}", r.memory.weights_gb);
+    assert!(!r.fits);
+    let r = sim("llama2-7b", "h100", 1, 4096, o);
+    assert!(r.fits);
+    // KV cache: 2 × layers × tokens × hidden × 2 bytes.
+    let kv = 2.0 * 32.0 * 4096.0 * 4096.0 * 2.0 / (1u64 << 30) as f64;
+    assert!((r.memory.kv_cache_gb - kv).abs() < 1e-6);
+    let t = sim("llama2-7b", "h100", 1, 1024, Options { mode: Mode::Training, ..o });
+    // Adam in mixed precision: fp16 weights and grads, fp32 master weights and two moments.
+    assert!((t.memory.optimizer_gb / t.memory.weights_gb - 6.0).abs() < 1e-6);
+    assert!(t.memory.activations_gb > r.memory.activations_gb);
+    // int4 weights take a quarter of fp16 (plus scales).
+    let q = sim("llama2-7b", "h100", 1, 1024, Options { precision: Precision::parse("int4").unwrap(), ..o });
+    assert!(q.memory.weights_gb < 0.3 * r.memory.weights_gb);
+}
+
+#[test]
+fn scheduler_places_kernels_after_host_launch_and_dependencies() {
+    let r = sim("bert-base", "t4", 1, 128, opts(Dtype::Fp32, Mode::Inference, Execution::Eager));
+    let tl = r.timeline.unwrap();
+    let mut prev_end = 0.0;
+    for k in &tl.kernels {
+        assert!(k.start_us >= k.issued_us - 1e-9 && k.start_us >= prev_end - 1e-9, "{}", k.name);
+        prev_end = k.end_us;
+    }
+    assert!((tl.step_ms * 1000.0 - prev_end.max(tl.host_ms * 1000.0)).abs() < 1e-6);
+    // Small batch: the host issue rate decides.
+    assert!(tl.host_ms > tl.gpu_busy_ms);
+}
+
+#[test]
+fn deterministic() {
+    let o = opts(Dtype::Bf16, Mode::Training, Execution::Compiled);
+    let a = sim("mixtral-8x7b", "h100", 2, 512, o);
+    let b = sim("mixtral-8x7b", "h100", 2, 512, o);
+    assert_eq!(a.latency_ms.unwrap().to_bits(), b.latency_ms.unwrap().to_bits());
+}
+
+fn cmd() -> Command {
+    Command::cargo_bin("phantom-gpu").unwrap()
+}
+
+#[test]
+fn benchmark_json_contract() {
+    let out = cmd().args(["benchmark", "--model", "bert-base", "--gpu", "a100", "--batch-size", "8", "--seq-len", "128", "--format", "json"]).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["latency_ms", "throughput_per_s", "memory_gb", "fits", "breakdown"] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    assert!(v["breakdown"]["gemm"]["ms"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn list_models_json_contract() {
+    let out = cmd().args(["list-models", "--format", "json"]).output().unwrap();
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.len() >= 30);
+    for m in &v {
+        assert!(m["name"].is_string() && m["family"].is_string() && m["params"].as_u64().unwrap() > 0);
+    }
+}
+
+#[test]
+fn timeline_is_chrome_trace_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.json");
+    cmd().args(["benchmark", "--model", "gpt2", "--gpu", "a100,t4", "--seq-len", "64", "--timeline"]).arg(&path).assert().success();
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let events = v["traceEvents"].as_array().unwrap();
+    assert!(events.iter().any(|e| e["ph"] == "X" && e["pid"] == 1), "both GPUs have tracks");
+    assert!(events.iter().filter(|e| e["ph"] == "X").all(|e| e["ts"].as_f64().is_some() && e["dur"].as_f64().unwrap() > 0.0));
+}
+
+#[test]
+fn bad_model_inputs_are_clear_errors() {
+    cmd().args(["benchmark", "--model", "llama2-7", "--gpu", "a100"]).assert().code(2).stderr(predicate::str::contains("unknown model 'llama2-7' (did you mean:"));
+    cmd().args(["benchmark", "--model", "gpt2", "--gpu", "a100", "--batch-size", "0"]).assert().code(2).stderr(predicate::str::contains("at least 1"));
+    cmd().args(["benchmark", "--model", "gpt2", "--gpu", "a100", "--seq-len", "5000"]).assert().code(2).stderr(predicate::str::contains("longer than the model allows"));
+    cmd().args(["benchmark", "--model", "gpt2", "--gpu", "a100", "--precision", "fp12"]).assert().code(2).stderr(predicate::str::contains("unknown precision"));
+    cmd()
+        .args(["benchmark", "--model", "llama2-70b", "--gpu", "t4", "--seq-len", "128"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("OOM").and(predicate::str::contains("does not fit")));
+}
+
+#[test]
+fn compare_models_table() {
+    cmd()
+        .args(["compare-models", "--models", "gpt2,bert-base", "--gpus", "a100,t4", "--batch-sizes", "1,8", "--format", "csv"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("model,gpu,batch").and(predicate::function(|s: &str| s.lines().count() == 9)));
+}
