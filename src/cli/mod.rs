@@ -143,6 +143,10 @@ pub enum Command {
         /// Also score the fit rows (one row in ten), which the fitted parameters saw.
         #[arg(long)]
         include_fit_rows: bool,
+        /// Score whole-model traces (`*.models.csv`) instead, beside the baselines'
+        /// predictions, and the per-op sums of `*.model_ops.csv` against the whole model.
+        #[arg(long)]
+        models: bool,
     },
     /// Fit the per-architecture efficiency parameters and the host launch cost on the fit
     /// rows of the traces (one row in ten), and optionally write them into isa/ and kernels/.
@@ -225,7 +229,12 @@ pub fn run(cli: Cli) -> Result<()> {
             model_commands::compare_models(&reg, models, gpus, batch_sizes, &run.args(), cli.global.format)?
         }
         Command::Replay { files, gpu } => commands::replay(&reg, files, gpu.as_deref(), cli.global.format)?,
-        Command::Validate { traces, gpu, op, leave_one_gpu_out, tiles, include_fit_rows } => commands::validate(
+        Command::Validate { traces, gpu, models: true, .. } => {
+            let dir = traces.clone().unwrap_or_else(commands::default_traces);
+            let g = gpu.as_deref().map(|g| reg.gpu(g).map(|x| x.key().to_string())).transpose()?;
+            model_commands::validate_models(&reg, &dir, g.as_deref(), cli.global.format)?
+        }
+        Command::Validate { traces, gpu, op, leave_one_gpu_out, tiles, include_fit_rows, .. } => commands::validate(
             &reg,
             &commands::ValidateOptions {
                 traces: traces.clone(),

@@ -195,3 +195,155 @@ pub fn compare_models(reg: &Registry, models: &[String], gpus: &[String], batche
     }
     Ok(t.render(format))
 }
+
+/// `validate --models`: whole-model rows against their measurements and the baselines'
+/// predictions, and the per-op sums of the model-ops trace against the whole model.
+pub fn validate_models(reg: &Registry, dir: &std::path::Path, gpu_filter: Option<&str>, format: Format) -> Result<String> {
+    use crate::trace::canonical::{find_traces, tag, TraceFile, TraceKind};
+    use crate::validate::metrics::{pct_error, percentile};
+    use std::collections::BTreeMap;
+    let mut rows_t = Table::new(&["source", "gpu", "model", "mode", "option", "batch", "seq_len", "measured_ms", "predicted_ms", "ape", "status", "neusight_ms", "roofline_ms"]);
+    // (vendor, mode, option) → our APEs, and each baseline's APEs on the rows it predicted.
+    let mut groups: BTreeMap<(String, String, String), (Vec<f64>, BTreeMap<String, (Vec<f64>, Vec<f64>)>)> = BTreeMap::new();
+    let mut fw_measured: BTreeMap<String, f64> = BTreeMap::new();
+    for path in find_traces(dir)? {
+        let file = TraceFile::read(&path)?;
+        if file.kind != TraceKind::Models {
+            continue;
+        }
+        let source = path.file_name().map(|n| n.to_string_lossy().replace(".csv", "")).unwrap_or_default();
+        for s in crate::validate::models::score(reg, &file) {
+            let r = &s.row;
+            if gpu_filter.is_some_and(|g| reg.gpu(&r.gpu).map(|x| x.key() != g).unwrap_or(true)) {
+                continue;
+            }
+            let base = |name: &str| s.baselines.iter().find(|(p, _)| p == name).map(|(_, v)| *v);
+            let ape = match (s.predicted_ms, r.measured_ms) {
+                (Some(p), Some(m)) => Some(pct_error(p, m).abs()),
+                _ => None,
+            };
+            rows_t.push(vec![
+                text(&source),
+                text(&r.gpu),
+                text(&r.model),
+                text(&s.mode),
+                text(&s.option),
+                Value::from(r.batch),
+                Value::from(r.seq_len),
+                r.measured_ms.map(num).unwrap_or(Value::Null),
+                s.predicted_ms.map(num).unwrap_or(Value::Null),
+                ape.map(num).unwrap_or(Value::Null),
+                text(&s.status),
+                base("neusight").map(num).unwrap_or(Value::Null),
+                base("roofline").map(num).unwrap_or(Value::Null),
+            ]);
+            let (Some(a), Some(m)) = (ape, r.measured_ms) else { continue };
+            let vendor = reg.gpu(&r.gpu).map(|g| g.profile.vendor.clone()).unwrap_or_default();
+            let e = groups.entry((vendor.clone(), s.mode.clone(), s.option.clone())).or_default();
+            e.0.push(a);
+            let all = groups.entry((vendor, "all".into(), "single-gpu".into())).or_default();
+            all.0.push(a);
+            for (pred, v) in &s.baselines {
+                for key in [(s.mode.clone(), s.option.clone()), ("all".into(), "single-gpu".into())] {
+                    let vendor = reg.gpu(&r.gpu).map(|g| g.profile.vendor.clone()).unwrap_or_default();
+                    let g = groups.entry((vendor, key.0, key.1)).or_default();
+                    let b = g.1.entry(pred.clone()).or_default();
+                    b.0.push(pct_error(*v, m).abs());
+                    b.1.push(a);
+                }
+            }
+        }
+        // Forward time of each measured model configuration, for the op-sum check.
+        for rec in &file.rows {
+            let f = |n: &str| file.model_field(rec, n).trim().to_string();
+            let tags = file.column(rec, "tags").unwrap_or("");
+            let fw = tag(tags, "fw_ms").and_then(|v| v.parse::<f64>().ok()).or_else(|| f("measured_ms").parse().ok());
+            let (Some(fw), Some(cfg)) = (fw, tag(tags, "config")) else { continue };
+            if f("option") != "eager" {
+                continue;
+            }
+            let mode = if f("mode") == "training" { "train" } else { "inf" };
+            fw_measured.insert(format!("{}|{}|{}|{}|{}", f("gpu"), cfg.trim_end_matches(".json"), mode, f("batch"), f("seq_len")), fw);
+        }
+    }
+    let mut sum_t = Table::new(&["vendor", "mode", "option", "rows", "median_ape", "p90_ape", "baseline", "baseline_rows", "baseline_median_ape", "baseline_p90_ape", "ours_on_those_rows_median_ape"]);
+    for ((vendor, mode, option), (ours, bl)) in &groups {
+        let mut o = ours.clone();
+        o.sort_by(f64::total_cmp);
+        if bl.is_empty() {
+            sum_t.push(vec![text(vendor), text(mode), text(option), Value::from(o.len()), num(percentile(&o, 0.5)), num(percentile(&o, 0.9)), Value::Null, Value::Null, Value::Null, Value::Null, Value::Null]);
+        }
+        for (pred, (b, mine)) in bl {
+            let (mut b, mut mine) = (b.clone(), mine.clone());
+            b.sort_by(f64::total_cmp);
+            mine.sort_by(f64::total_cmp);
+            sum_t.push(vec![
+                text(vendor),
+                text(mode),
+                text(option),
+                Value::from(o.len()),
+                num(percentile(&o, 0.5)),
+                num(percentile(&o, 0.9)),
+                text(pred),
+                Value::from(b.len()),
+                num(percentile(&b, 0.5)),
+                num(percentile(&b, 0.9)),
+                num(percentile(&mine, 0.5)),
+            ]);
+        }
+    }
+    // Σ(op × repeat) of the model-ops trace: measured and ours, against the whole model.
+    let mut ops_t = Table::new(&["gpu", "model", "mode", "batch", "seq_len", "ops", "sum_measured_ms", "sum_predicted_ms", "sum_ape", "model_forward_measured_ms", "sum_measured_over_model"]);
+    for path in find_traces(dir)? {
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        if !name.ends_with("model_ops.csv") {
+            continue;
+        }
+        let file = TraceFile::read(&path)?;
+        let replayed = crate::validate::replay_kernels(reg, &file, None, &|_| {});
+        let mut sums: BTreeMap<String, (u64, f64, f64, bool)> = BTreeMap::new();
+        for (rec, r) in file.rows.iter().zip(&replayed) {
+            let k = file.kernel_row(rec);
+            if gpu_filter.is_some_and(|g| reg.gpu(k.gpu).map(|x| x.key() != g).unwrap_or(true)) {
+                continue;
+            }
+            let t = k.tags;
+            let (Some(model), Some(mode), Some(batch), Some(seq)) = (tag(t, "model"), tag(t, "mode"), tag(t, "batch"), tag(t, "seq_len")) else { continue };
+            let repeat: f64 = tag(t, "repeat").and_then(|v| v.parse().ok()).unwrap_or(1.0);
+            let e = sums.entry(format!("{}|{model}|{mode}|{batch}|{seq}", k.gpu)).or_insert((0, 0.0, 0.0, true));
+            e.0 += 1;
+            e.1 += k.measured_ms.unwrap_or(0.0) * repeat;
+            match r.predicted_ms {
+                Some(p) => e.2 += p * repeat,
+                None => e.3 = false,
+            }
+        }
+        for (key, (n, meas, pred, complete)) in sums {
+            let parts: Vec<&str> = key.split('|').collect();
+            let whole = fw_measured.get(&key).copied();
+            ops_t.push(vec![
+                text(parts[0]),
+                text(parts[1]),
+                text(parts[2]),
+                text(parts[3]),
+                text(parts[4]),
+                Value::from(n),
+                num(meas),
+                if complete { num(pred) } else { Value::Null },
+                if complete { num(pct_error(pred, meas).abs()) } else { Value::Null },
+                whole.map(num).unwrap_or(Value::Null),
+                whole.map(|w| num(meas / w)).unwrap_or(Value::Null),
+            ]);
+        }
+    }
+    if format != Format::Table {
+        return Ok(rows_t.render(format));
+    }
+    let mut out = String::from("Whole models, one row per measured step:\n");
+    out += &rows_t.render(format);
+    out += "\nSummary (APE %, every row scored; nothing is fitted on model rows). Baselines are scored on the rows they predicted, with ours on the same rows beside them:\n";
+    out += &sum_t.render(format);
+    out += "\nPer-op sums of the model-ops trace (one layer measured op by op, × repeat) against the whole model's forward time:\n";
+    out += &ops_t.render(format);
+    Ok(out)
+}

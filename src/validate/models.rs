@@ -121,3 +121,78 @@ pub fn replay_models(reg: &Registry, file: &TraceFile, target: Option<&Gpu>, pro
         })
         .collect()
 }
+
+/// Other predictors' estimates of the same rows (`<stem>_predictions.csv` beside
+/// `<stem>s.csv`, e.g. `neusight.model_predictions.csv`), keyed by
+/// (gpu, config stem, mode, batch, seq_len, option) in the canonical names.
+pub fn load_baselines(path: &Path) -> std::collections::HashMap<String, Vec<(String, f64)>> {
+    let mut map: std::collections::HashMap<String, Vec<(String, f64)>> = Default::default();
+    let Ok(mut rdr) = csv::Reader::from_path(path) else { return map };
+    let Ok(h) = rdr.headers().cloned() else { return map };
+    let idx = |n: &str| h.iter().position(|x| x == n);
+    let Some(c) = ["gpu", "model", "mode", "seq_len", "batch", "option", "predictor", "pred_latency_ms"].iter().map(|n| idx(n)).collect::<Option<Vec<usize>>>() else { return map };
+    for rec in rdr.records().flatten() {
+        let mode = match &rec[c[2]] {
+            "inf" => "inference",
+            "train" => "training",
+            m => m,
+        };
+        let option = match &rec[c[5]] {
+            "none" => "eager",
+            "fusion" => "compiled",
+            o => o,
+        };
+        let key = baseline_key(&rec[c[0]], &rec[c[1]], mode, &rec[c[4]], &rec[c[3]], option);
+        if let Ok(v) = rec[c[7]].parse::<f64>() {
+            if v > 0.0 {
+                map.entry(key).or_default().push((rec[c[6]].to_string(), v));
+            }
+        }
+    }
+    map
+}
+
+pub fn baseline_key(gpu: &str, config_stem: &str, mode: &str, batch: &str, seq_len: &str, option: &str) -> String {
+    format!("{gpu}|{config_stem}|{mode}|{batch}|{seq_len}|{option}")
+}
+
+/// One scored model row: ours and the baselines' predictions beside the measurement.
+#[derive(Debug, Clone)]
+pub struct ModelScore {
+    pub row: ModelRow,
+    pub mode: String,
+    pub option: String,
+    pub predicted_ms: Option<f64>,
+    pub status: String,
+    pub baselines: Vec<(String, f64)>,
+}
+
+/// Replays a models trace and pairs each row with the baselines' predictions.
+pub fn score(reg: &Registry, file: &TraceFile) -> Vec<ModelScore> {
+    let stem = file.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let pred_path = file.path.with_file_name(stem.replace("models.csv", "model_predictions.csv"));
+    let baselines = load_baselines(&pred_path);
+    let replayed = replay_models(reg, file, None, &|_| {});
+    let mut out = Vec::new();
+    for (i, r) in replayed.into_iter().enumerate() {
+        let rec = &file.rows[i];
+        let f = |n: &str| file.model_field(rec, n).trim().to_string();
+        let row = match parse_row(file, i) {
+            Ok(row) => row,
+            Err(_) => ModelRow {
+                gpu: f("gpu"),
+                model: f("model"),
+                options: Options::default(),
+                batch: f("batch").parse().unwrap_or(0),
+                seq_len: f("seq_len").parse().unwrap_or(0),
+                measured_ms: f("measured_ms").parse().ok(),
+                config: None,
+                source: String::new(),
+            },
+        };
+        let stem = row.config.as_deref().map(|c| c.trim_end_matches(".json").to_string()).unwrap_or_else(|| row.model.clone());
+        let key = baseline_key(&row.gpu, &stem, &f("mode"), &f("batch"), &f("seq_len"), &f("option"));
+        out.push(ModelScore { mode: f("mode"), option: f("option"), predicted_ms: r.predicted_ms, status: r.status, baselines: baselines.get(&key).cloned().unwrap_or_default(), row });
+    }
+    out
+}
