@@ -338,6 +338,15 @@ fn t5_and_switch_mapping() {
     let m = fixture("t5-v1_1-base");
     assert_eq!((m.config().activation, m.config().tied_embeddings), (Activation::GeluGated, false));
 
+    // The encoder alone: one stack, its own relative-bias table, no head.
+    let text = std::fs::read_to_string(Path::new(FIXTURES).join("t5-base.json")).unwrap();
+    let enc = hf_config::parse(&text.replace("T5ForConditionalGeneration", "T5EncoderModel"), "x.json").unwrap();
+    assert_eq!((enc.config().kind, enc.config().head), (StackKind::Encoder, Head::None));
+    let g = enc.build(wl(1, 10, 0)).unwrap();
+    assert_eq!(weight_shape(&g, "layers.0.attn.relative_attention_bias.weight"), vec![32, 12]);
+    // t5-base's shared embedding, encoder stack and its final norm.
+    assert_eq!(g.params(), 32128 * 768 + 12 * (4 * 768 * 768 + 2 * 768 * 3072 + 2 * 768) + 768 + 32 * 12);
+
     let m = hf_config::load(&Path::new(NEUSIGHT).join("switchxl4.json")).unwrap();
     let c = m.config();
     assert_eq!((c.hidden, c.heads, c.head_dim, c.ffn, c.activation), (1024, 32, 128, 16384, Activation::Relu));
