@@ -70,9 +70,7 @@ pub fn build_graph(row: &ModelRow, trace_dir: &Path) -> Result<Graph, String> {
     if let Some(cfg) = &row.config {
         let path = trace_dir.join(&row.source).join("configs").join(cfg);
         if path.exists() {
-            if let Ok(g) = crate::graph::hf_config::build_for_trace(&path, wl, row.options.mode == Mode::Training) {
-                return Ok(g);
-            }
+            return crate::graph::hf_config::build_for_trace(&path, wl, row.options.mode == Mode::Training).map_err(|e| e.to_string());
         }
     }
     let mut m = zoo::find(&row.model).map_err(|e| e.to_string())?;
