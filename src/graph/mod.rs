@@ -261,13 +261,31 @@ impl Graph {
     }
 }
 
-/// A model named on the command line: a zoo name or alias, a HuggingFace `config.json`
-/// (file, folder or cached model id) or an ONNX file.
+/// A model named on the command line: an existing file or folder (ONNX by its
+/// extension, else a HuggingFace `config.json`), a model id found in the local HuggingFace
+/// cache (`org/name`), or a zoo name or alias.
 pub fn load_model(spec: &str, wl: transformer::Workload) -> Result<Graph> {
+    let path = std::path::Path::new(spec);
+    if path.exists() {
+        return hf_config::load(path)?.build(wl);
+    }
+    if spec.contains('/') {
+        if let Ok(found) = hf_config::resolve(spec) {
+            return hf_config::load(&found)?.build(wl);
+        }
+    }
     zoo::find(spec)?.build(wl)
 }
 
-/// The sequence length to use when the user gives none, and the longest allowed.
+/// The sequence length to use when the user gives none: the context for encoders (at
+/// most 512), 2048 tokens for decoders (or their context if shorter), 1 for models
+/// without a sequence.
 pub fn default_seq_len(spec: &str) -> Option<u64> {
+    let path = std::path::Path::new(spec);
+    let hf = if path.exists() { hf_config::load(path).ok() } else if spec.contains('/') { hf_config::resolve(spec).ok().and_then(|p| hf_config::load(&p).ok()) } else { None };
+    if let Some(m) = hf {
+        let max = m.max_positions();
+        return Some(if max == 0 { 512 } else { max.min(2048) });
+    }
     zoo::find(spec).ok().map(|m| m.default_seq_len())
 }
