@@ -106,3 +106,27 @@ fn committed_fitted_parameters_are_what_the_fit_command_produces() {
         assert!((v / stored - 1.0).abs() < 0.03, "{scope}.{name}: fit gives {v}, committed {stored}");
     }
 }
+
+/// Whole-model rows (nothing is fitted on them): every single-GPU row is simulated, and
+/// the NVIDIA eager/compiled accuracy stays at the level reached.
+#[test]
+fn whole_model_rows_are_simulated_and_accuracy_does_not_regress() {
+    let Some(dir) = traces() else { return };
+    let reg = Registry::builtin().unwrap();
+    let file = TraceFile::read(&dir.join("neusight.models.csv")).unwrap();
+    let scores = phantom_gpu::validate::models::score(&reg, &file);
+    let mut apes = Vec::new();
+    for s in &scores {
+        let single_gpu = matches!(s.option.as_str(), "eager" | "compiled");
+        assert_eq!(s.predicted_ms.is_some(), single_gpu, "{} {} {}: {}", s.row.gpu, s.row.model, s.option, s.status);
+        let nvidia = reg.gpu(&s.row.gpu).map(|g| g.profile.vendor == "NVIDIA").unwrap_or(false);
+        if let (Some(p), Some(m), true) = (s.predicted_ms, s.row.measured_ms, nvidia) {
+            apes.push(((p - m) / m).abs() * 100.0);
+        }
+    }
+    apes.sort_by(f64::total_cmp);
+    let median = apes[apes.len() / 2];
+    let p90 = apes[(apes.len() as f64 * 0.9) as usize];
+    assert!(apes.len() >= 50, "{} NVIDIA rows", apes.len());
+    assert!(median <= 10.5 && p90 <= 30.0, "NVIDIA whole-model median {median:.1}%, p90 {p90:.1}%");
+}
