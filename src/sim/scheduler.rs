@@ -27,6 +27,8 @@ pub struct Placed {
     pub end_us: f64,
     pub bound: &'static str,
     pub tile: Option<String>,
+    /// The SM clock the kernel runs at (the power model's sustained clock for its work).
+    pub clock_mhz: f64,
     pub flops: f64,
     pub bytes: f64,
 }
@@ -114,6 +116,7 @@ pub fn run(gpu: &Gpu, templates: &Templates, dag: &KernelDag, keep_kernels: bool
             end_us: finish,
             bound: est.bound.name(),
             tile: est.tile.clone(),
+            clock_mhz: est.clock_mhz,
             flops: est.flops * k.work,
             bytes: est.bytes * k.work,
         });
@@ -138,16 +141,22 @@ pub fn chrome_trace(timelines: &[Timeline]) -> serde_json::Value {
     for (pid, t) in timelines.iter().enumerate() {
         events.push(serde_json::json!({"name": "process_name", "ph": "M", "pid": pid, "args": {"name": format!("{} (predicted)", t.gpu)}}));
         events.push(serde_json::json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": "host launches"}}));
+        let mut prev_clock = f64::NAN;
         let mut prev_issue = 0.0;
         for k in &t.kernels {
             if k.issued_us > prev_issue {
                 events.push(serde_json::json!({"name": format!("launch {}", k.name), "cat": "host", "ph": "X", "pid": pid, "tid": 0, "ts": prev_issue, "dur": k.issued_us - prev_issue}));
             }
             prev_issue = k.issued_us;
+            if k.clock_mhz != prev_clock {
+                // A counter track: the SM clock over the step.
+                events.push(serde_json::json!({"name": "SM clock (MHz)", "ph": "C", "pid": pid, "ts": k.start_us, "args": {"MHz": k.clock_mhz}}));
+                prev_clock = k.clock_mhz;
+            }
             events.push(serde_json::json!({
                 "name": k.name, "cat": k.category, "ph": "X", "pid": pid, "tid": 1 + k.stream,
                 "ts": k.start_us, "dur": (k.end_us - k.start_us).max(0.001),
-                "args": {"phase": k.phase.name(), "bound": k.bound, "tile": k.tile, "gflop": k.flops / 1e9, "mb": k.bytes / 1e6}
+                "args": {"phase": k.phase.name(), "bound": k.bound, "tile": k.tile, "clock_mhz": k.clock_mhz, "gflop": k.flops / 1e9, "mb": k.bytes / 1e6}
             }));
         }
     }
