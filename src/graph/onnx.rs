@@ -16,7 +16,9 @@
 //! know are errors naming the op and the node; nothing is dropped silently.
 
 mod attr;
+mod compute;
 mod consts;
+mod movement;
 mod ops;
 mod shape;
 

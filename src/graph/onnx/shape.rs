@@ -83,7 +83,7 @@ pub fn reshape(input: &[u64], spec: &[i64], allowzero: bool) -> R<Vec<u64>> {
     }
     let known = out.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or("reshape overflows")?;
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(format!("cannot reshape {input:?} to {spec:?}"));
         }
         out[i] = total / known;
