@@ -186,6 +186,27 @@ fn truncated_files_are_errors() {
     }
 }
 
+/// Random byte changes in a real model: each load returns (an error or a graph), none panics.
+#[test]
+fn corrupted_files_never_panic() {
+    let bytes = std::fs::read(light_dir().join("light_squeezenet.onnx")).unwrap();
+    let mut x: u64 = 88_172_645_463_325_252;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..500 {
+        let mut b = bytes.clone();
+        for _ in 0..1 + next() % 4 {
+            let i = next() as usize % b.len();
+            b[i] = next() as u8;
+        }
+        let _ = onnx::load_bytes(&b, "corrupt.onnx", 1);
+    }
+}
+
 #[test]
 fn a_missing_file_is_an_error_naming_it() {
     let e = onnx::load(std::path::Path::new("/nonexistent/model.onnx"), 1).unwrap_err();
@@ -464,4 +485,5 @@ fn opset_11_attribute_forms_and_symbolic_dims() {
     let e = onnx::load_bytes(&bytes, "m.onnx", 1).unwrap_err().to_string();
     assert!(e.contains("'x'") && e.contains("seq"), "{e}");
 }
+
 

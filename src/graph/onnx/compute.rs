@@ -129,6 +129,12 @@ pub(super) fn batch_norm(imp: &mut Importer, n: &NodeProto) -> R<Vec<Value>> {
     imp.emit(n, op, &ins, vec![xs])
 }
 
+/// The element count of `xs` divided by `by` (rows of a row-wise op, or the elements of
+/// one row); an empty input (a constant can be) is an error, not a division by zero.
+fn per_row(xs: &[u64], by: u64) -> R<u64> {
+    shape::numel(xs).checked_div(by).ok_or_else(|| format!("input {xs:?} is empty"))
+}
+
 /// Instance norm is group norm with one channel per group.
 pub(super) fn group_norm(imp: &mut Importer, n: &NodeProto) -> R<Vec<Value>> {
     let (x, xs) = imp.in_shape(n, 0)?;
@@ -141,7 +147,7 @@ pub(super) fn group_norm(imp: &mut Importer, n: &NodeProto) -> R<Vec<Value>> {
         xs[1]
     };
     let rows = xs[0] * groups;
-    let op = GraphOp::GroupNorm { rows, cols: shape::numel(&xs) / rows };
+    let op = GraphOp::GroupNorm { rows, cols: per_row(&xs, rows)? };
     let ins = [x, imp.input(n, 1)?, imp.input(n, 2)?];
     imp.emit(n, op, &ins, vec![xs])
 }
@@ -150,7 +156,7 @@ pub(super) fn layer_norm(imp: &mut Importer, n: &NodeProto) -> R<Vec<Value>> {
     let (x, xs) = imp.in_shape(n, 0)?;
     let ax = shape::axis(attr::int(n, "axis", -1)?, xs.len())?;
     let cols = shape::numel(&xs[ax..]);
-    let op = GraphOp::LayerNorm { rows: shape::numel(&xs) / cols, cols };
+    let op = GraphOp::LayerNorm { rows: per_row(&xs, cols)?, cols };
     let mut ins = vec![x, imp.input(n, 1)?];
     ins.extend(imp.opt_input(n, 2)?);
     imp.emit(n, op, &ins, vec![xs])
@@ -200,7 +206,7 @@ pub(super) fn softmax(imp: &mut Importer, n: &NodeProto) -> R<Vec<Value>> {
     let old = imp.opset < 13;
     let ax = shape::axis(attr::int(n, "axis", if old { 1 } else { -1 })?, xs.len())?;
     let cols = if old { shape::numel(&xs[ax..]) } else { xs[ax] };
-    let op = GraphOp::Softmax { rows: shape::numel(&xs) / cols, cols };
+    let op = GraphOp::Softmax { rows: per_row(&xs, cols)?, cols };
     imp.emit(n, op, &[x], vec![xs])
 }
 
@@ -248,7 +254,8 @@ pub(super) fn elementwise_fn(op: &str) -> Option<&'static str> {
         "Tanh" | "Erf" | "Mish" => "tanh",
         "Gelu" => "gelu",
         "Exp" | "Log" | "Softplus" | "Elu" | "Selu" | "Celu" | "Sin" | "Cos" => "exp",
-        "Where" => "where",
+        "Where" | "Trilu" => "where",
+        "CumSum" => "cumsum",
         _ => return None,
     })
 }
