@@ -8,6 +8,7 @@
 //! tensors (token ids) are marked as such.
 
 pub mod hf_config;
+pub mod onnx;
 pub mod transformer;
 pub mod zoo;
 
