@@ -9,6 +9,7 @@
 
 pub mod hf_config;
 pub mod transformer;
+pub mod vision;
 pub mod zoo;
 
 use crate::error::{Error, Result};
