@@ -409,7 +409,7 @@ pub fn diffusion_pipeline(model: Diffusion, batch: u64, image: u64, steps: u64, 
         let x = if guidance { net.cat("latent_model_input", &[latents, latents], 0) } else { latents };
         let x = net.ew("scheduler.scale_model_input", "div_scalar", &[x]);
         let t = net.input("timestep", vec![1], false);
-        let t = net.view("timestep.expand", t, vec![ub]);
+        let t = net.expand("timestep.expand", t, vec![ub]);
         net.node_prefix = format!("step{s}.unet.");
         net.weight_prefix = "unet.".into();
         let mut eps = unet_into(&mut net, spec, x, t, ctx, added);

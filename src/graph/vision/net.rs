@@ -192,6 +192,11 @@ impl Net {
         self.node(name, GraphOp::View, &[x], shape)
     }
 
+    /// A broadcasting view (`expand`): no kernel, may be larger than its source.
+    pub fn expand(&mut self, name: &str, x: TensorId, shape: Vec<u64>) -> TensorId {
+        self.node(name, GraphOp::View, &[x], shape)
+    }
+
     /// Nearest-neighbour `F.interpolate(scale_factor)`.
     pub fn upsample(&mut self, name: &str, x: TensorId, factor: u64) -> TensorId {
         let s = self.shape(x);
