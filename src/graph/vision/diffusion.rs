@@ -204,17 +204,17 @@ pub(crate) fn unet_into(net: &mut Net, spec: &UnetSpec, sample: TensorId, timest
     let temb = Some(emb);
     let mut x = net.conv("conv_in", sample, ch[0], 3, 1, 1, 1, true);
     let mut skips = vec![x];
-    for l in 0..levels {
+    for (l, &width) in ch.iter().enumerate() {
         let p = format!("down_blocks.{l}");
         for j in 0..2 {
-            x = resnet(net, &format!("{p}.resnets.{j}"), x, ch[l], temb);
+            x = resnet(net, &format!("{p}.resnets.{j}"), x, width, temb);
             if spec.depth[l] > 0 {
                 x = transformer2d(net, &format!("{p}.attentions.{j}"), x, ctx, spec.heads[l], spec.depth[l], spec.linear_projection);
             }
             skips.push(x);
         }
         if l + 1 < levels {
-            x = net.conv(&format!("{p}.downsamplers.0.conv"), x, ch[l], 3, 2, 1, 1, true);
+            x = net.conv(&format!("{p}.downsamplers.0.conv"), x, width, 3, 2, 1, 1, true);
             skips.push(x);
         }
     }

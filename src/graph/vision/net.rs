@@ -27,7 +27,7 @@ pub(crate) fn check_input(model: &str, batch: u64, image: u64, multiple: u64, mi
     }
     let multiple = multiple.max(1);
     let min = min.max(multiple);
-    if image < min || image % multiple != 0 {
+    if image < min || !image.is_multiple_of(multiple) {
         let rule = if multiple > 1 { format!("a multiple of {multiple}, at least {min}") } else { format!("at least {min}") };
         return Err(Error::Usage(format!("{model}: image size {image} is not supported (it must be {rule})")));
     }
@@ -81,7 +81,7 @@ impl Net {
     pub fn conv(&mut self, name: &str, x: TensorId, k: u64, r: u64, stride: u64, pad: u64, groups: u64, bias: bool) -> TensorId {
         let s = self.shape(x);
         let (n, c, h, w) = (s[0], s[1], s[2], s[3]);
-        debug_assert!(c % groups == 0 && k % groups == 0, "{name}: channels {c}→{k} not divisible by {groups} groups");
+        debug_assert!(c.is_multiple_of(groups) && k.is_multiple_of(groups), "{name}: channels {c}→{k} not divisible by {groups} groups");
         debug_assert!(h + 2 * pad >= r && w + 2 * pad >= r, "{name}: {h}×{w} map too small for a {r}×{r} kernel");
         let (p, q) = crate::kernel::op::conv_out(h, w, r, r, stride, pad);
         let wt = self.weight(&format!("{name}.weight"), vec![k, c / groups, r, r]);

@@ -29,6 +29,7 @@ impl Yolo {
     }
 
     /// Ultralytics `Conv(c1, c2, k, s, g, act)`: conv (padding k/2, no bias), BN, SiLU.
+    #[allow(clippy::too_many_arguments)]
     fn conv(&mut self, p: &str, x: TensorId, c2: u64, k: u64, s: u64, g: u64, act: bool) -> TensorId {
         let y = self.net.conv(&format!("{p}.conv"), x, c2, k, s, k / 2, g, false);
         let y = self.net.bn(&format!("{p}.bn"), y);
