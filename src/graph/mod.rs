@@ -10,6 +10,7 @@
 pub mod hf_config;
 pub mod onnx;
 pub mod transformer;
+pub mod vision;
 pub mod zoo;
 
 use crate::error::{Error, Result};
