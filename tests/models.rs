@@ -169,3 +169,34 @@ fn compare_models_table() {
         .success()
         .stdout(predicate::str::contains("model,gpu,batch").and(predicate::function(|s: &str| s.lines().count() == 9)));
 }
+
+#[test]
+fn repeated_steps_cost_the_same_each() {
+    use phantom_gpu::graph::vision::{diffusion_pipeline, Diffusion};
+    let reg = Registry::builtin().unwrap();
+    let gpu = reg.gpu("a100").unwrap();
+    let o = opts(Dtype::Fp16, Mode::Inference, Execution::Eager);
+    let t = |steps| {
+        let g = diffusion_pipeline(Diffusion::Sd15, 1, 512, steps, true).unwrap();
+        let r = run::run_model(gpu, &reg.templates, &g, 1, 1, o, Keep::default()).unwrap();
+        (r.latency_ms.unwrap(), g.flops())
+    };
+    let ((t2, f2), (t3, f3), (t5, f5)) = (t(2), t(3), t(5));
+    assert!(((t5 - t3) - 2.0 * (t3 - t2)).abs() < 1e-6 * t5, "{t2} {t3} {t5}");
+    assert!(((f5 - f3) - 2.0 * (f3 - f2)).abs() < 1e-6 * f5);
+    assert!(t3 > t2);
+}
+
+#[test]
+fn onnx_and_config_files_are_models_and_missing_ones_are_clear_errors() {
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/hf/llama-2-7b.json");
+    cmd().args(["benchmark", "--model", cfg, "--gpu", "a100", "--seq-len", "128"]).assert().success().stdout(predicate::str::contains("yes"));
+    cmd().args(["benchmark", "--model", "nope/model.onnx", "--gpu", "a100"]).assert().code(1).stderr(predicate::str::contains("nope/model.onnx").and(predicate::str::contains("no such file")));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.onnx");
+    std::fs::write(&bad, b"not a protobuf").unwrap();
+    cmd().args(["load-model", "--model"]).arg(&bad).assert().code(1).stderr(predicate::str::contains("bad.onnx").and(predicate::str::contains("panicked").not()));
+    let badjson = dir.path().join("config.json");
+    std::fs::write(&badjson, b"{\"model_type\": \"llama\",").unwrap();
+    cmd().args(["load-model", "--model"]).arg(&badjson).assert().code(1).stderr(predicate::str::contains("config.json"));
+}

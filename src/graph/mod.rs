@@ -146,6 +146,16 @@ pub struct Graph {
     /// Things a frontend could not represent exactly (an approximated op, say), shown to
     /// the user; unsupported ops are errors, never silently dropped.
     pub warnings: Vec<String>,
+    /// Node ranges that run several times in a row with the same weights (a diffusion
+    /// pipeline's denoising steps): stored once, simulated as often as they run.
+    pub repeats: Vec<Repeat>,
+}
+
+/// `nodes` run `times` times in a row; each run reads the previous run's outputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Repeat {
+    pub nodes: std::ops::Range<usize>,
+    pub times: u64,
 }
 
 impl Graph {
@@ -191,6 +201,8 @@ impl Graph {
     /// the caller can connect it. Its outputs stay outputs.
     pub fn append(&mut self, other: Graph, prefix: &str) -> Vec<TensorId> {
         let base = self.tensors.len();
+        let node_base = self.nodes.len();
+        self.repeats.extend(other.repeats.iter().map(|r| Repeat { nodes: r.nodes.start + node_base..r.nodes.end + node_base, times: r.times }));
         let map: Vec<TensorId> = (0..other.tensors.len()).map(|i| base + i).collect();
         for mut t in other.tensors {
             t.name = format!("{prefix}{}", t.name);
@@ -218,18 +230,24 @@ impl Graph {
         self.tensors.iter().filter(|t| t.role == Role::Weight).map(Tensor::numel).sum()
     }
 
-    /// Forward floating-point work of one pass.
+    /// How many times node `i` runs in one pass.
+    pub fn runs_of(&self, i: usize) -> u64 {
+        self.repeats.iter().filter(|r| r.nodes.contains(&i)).map(|r| r.times).product()
+    }
+
+    /// Forward floating-point work of one pass (repeated nodes counted each time).
     pub fn flops(&self) -> f64 {
-        self.nodes.iter().map(|n| n.op.flops()).sum()
+        self.nodes.iter().enumerate().map(|(i, n)| n.op.flops() * self.runs_of(i) as f64).sum()
     }
 
     /// Node count and FLOPs per op kind, for `load-model`.
     pub fn op_breakdown(&self) -> BTreeMap<&'static str, (u64, f64)> {
         let mut m: BTreeMap<&'static str, (u64, f64)> = BTreeMap::new();
-        for n in &self.nodes {
+        for (i, n) in self.nodes.iter().enumerate() {
+            let runs = self.runs_of(i);
             let e = m.entry(n.op.kind()).or_default();
-            e.0 += 1;
-            e.1 += n.op.flops();
+            e.0 += runs;
+            e.1 += n.op.flops() * runs as f64;
         }
         m
     }
@@ -237,6 +255,11 @@ impl Graph {
     /// Checks the invariants: ids in range, inputs defined before use, one producer per
     /// activation. Frontends call it before handing a graph on.
     pub fn check(&self) -> Result<()> {
+        for r in &self.repeats {
+            if r.nodes.is_empty() || r.nodes.end > self.nodes.len() || r.times == 0 {
+                return Err(Error::Usage(format!("model '{}': repeat of nodes {:?} × {} is not valid", self.name, r.nodes, r.times)));
+            }
+        }
         let mut produced = vec![false; self.tensors.len()];
         for (i, t) in self.tensors.iter().enumerate() {
             if t.role != Role::Activation {
@@ -269,7 +292,14 @@ impl Graph {
 pub fn load_model(spec: &str, wl: transformer::Workload) -> Result<Graph> {
     let path = std::path::Path::new(spec);
     if path.exists() {
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
+            return onnx::load(path, wl.batch);
+        }
         return hf_config::load(path)?.build(wl);
+    }
+    let file_like = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx") || e.eq_ignore_ascii_case("json"));
+    if file_like {
+        return Err(Error::Io { path: path.to_path_buf(), source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file") });
     }
     if spec.contains('/') {
         if let Ok(found) = hf_config::resolve(spec) {
@@ -284,6 +314,9 @@ pub fn load_model(spec: &str, wl: transformer::Workload) -> Result<Graph> {
 /// without a sequence.
 pub fn default_seq_len(spec: &str) -> Option<u64> {
     let path = std::path::Path::new(spec);
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
+        return Some(1);
+    }
     let hf = if path.exists() { hf_config::load(path).ok() } else if spec.contains('/') { hf_config::resolve(spec).ok().and_then(|p| hf_config::load(&p).ok()) } else { None };
     if let Some(m) = hf {
         let max = m.max_positions();

@@ -75,10 +75,8 @@ impl ZooModel {
                 g.check()?;
                 Ok(g)
             }
-            Recipe::Vision { build, default_image } => {
-                let _ = wl.seq_len;
-                build(wl.batch, *default_image)
-            }
+            // Images have no sequence: `seq_len` does not apply.
+            Recipe::Vision { build, default_image } => build(wl.batch, *default_image),
         }
     }
 }
@@ -222,6 +220,17 @@ pub fn models() -> Vec<ZooModel> {
         ("clip-vit-l-14", &["clip-l-14", "openai/clip-vit-large-patch14"][..], 427_616_513, "HF openai/clip-vit-large-patch14: 427.6M", clip_text(12, 768, 12), clip_vision(24, 1024, 16, 14), 768),
     ] {
         v.push(ZooModel { name, aliases, family: "clip", published_params: params, params_source: source, recipe: Recipe::Clip { text, vision, proj } });
+    }
+    // Convolutional, detection and diffusion models (`graph::vision`).
+    for m in super::vision::models() {
+        v.push(ZooModel {
+            name: m.name,
+            aliases: m.aliases,
+            family: m.family,
+            published_params: m.published_params,
+            params_source: m.params_source,
+            recipe: Recipe::Vision { build: m.build, default_image: m.default_image },
+        });
     }
     v
 }

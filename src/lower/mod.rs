@@ -161,6 +161,8 @@ pub struct KernelDag {
     pub unique: Vec<(Op, Dtype)>,
     /// Index into `unique` of each kernel, by node index.
     pub unique_of: Vec<usize>,
+    /// Kernel ranges that run several times in a row (from the graph's repeats).
+    pub repeats: Vec<(std::ops::Range<usize>, u64)>,
 }
 
 impl KernelDag {
@@ -177,10 +179,19 @@ impl KernelDag {
 
 /// Lowers a graph with the given options.
 pub fn lower(graph: &Graph, opts: &Options) -> Result<KernelDag> {
-    let mut l = Lowerer { g: graph, opts, dag: DiGraph::new(), producer: HashMap::new(), grad_producer: HashMap::new() };
-    for node in &graph.nodes {
-        l.forward(node)?;
+    if opts.mode == Mode::Training && !graph.repeats.is_empty() {
+        return Err(Error::Usage(format!("{}: training a pipeline of repeated steps is not supported; train its parts (a UNet, a text encoder) instead", graph.name)));
     }
+    let mut l = Lowerer { g: graph, opts, dag: DiGraph::new(), producer: HashMap::new(), grad_producer: HashMap::new(), region: Vec::new() };
+    // The first kernel of every graph node, to map node repeats to kernel repeats.
+    let mut first_kernel = Vec::with_capacity(graph.nodes.len() + 1);
+    for (i, node) in graph.nodes.iter().enumerate() {
+        first_kernel.push(l.dag.node_count());
+        let region = graph.repeats.iter().position(|r| r.nodes.contains(&i)).unwrap_or(usize::MAX);
+        l.forward(node)?;
+        l.region.resize(l.dag.node_count(), region);
+    }
+    first_kernel.push(l.dag.node_count());
     if opts.mode == Mode::Training {
         for node in graph.nodes.iter().rev() {
             l.backward(node);
@@ -189,9 +200,17 @@ pub fn lower(graph: &Graph, opts: &Options) -> Result<KernelDag> {
             l.optimizer();
         }
     }
+    l.region.resize(l.dag.node_count(), usize::MAX);
+    let mut repeats: Vec<(std::ops::Range<usize>, u64)> = graph.repeats.iter().map(|r| (first_kernel[r.nodes.start]..first_kernel[r.nodes.end], r.times)).collect();
     if opts.execution == Execution::Compiled {
-        l.fuse_pointwise();
+        let map = l.fuse_pointwise();
+        for (range, _) in &mut repeats {
+            if range.start < range.end {
+                *range = map[range.start].index()..map[range.end - 1].index() + 1;
+            }
+        }
     }
+    repeats.retain(|(r, _)| r.start < r.end);
     let dag = l.dag;
     let mut index: HashMap<(&Op, Dtype), usize> = HashMap::new();
     let mut unique = Vec::new();
@@ -206,7 +225,7 @@ pub fn lower(graph: &Graph, opts: &Options) -> Result<KernelDag> {
         unique_of.push(u);
     }
     drop(index);
-    Ok(KernelDag { dag, options: *opts, unique, unique_of })
+    Ok(KernelDag { dag, options: *opts, unique, unique_of, repeats })
 }
 
 struct Lowerer<'a> {
@@ -217,6 +236,9 @@ struct Lowerer<'a> {
     producer: HashMap<TensorId, NodeIndex>,
     /// Last kernel that wrote each tensor's gradient.
     grad_producer: HashMap<TensorId, NodeIndex>,
+    /// The graph repeat each forward kernel belongs to (`usize::MAX`: none); fusion never
+    /// crosses a repeat's boundary.
+    region: Vec<usize>,
 }
 
 fn category(op: &Op) -> &'static str {
@@ -530,15 +552,17 @@ impl Lowerer<'_> {
     /// softmax or norm absorbs the pointwise work before it (scale → mask → softmax, add
     /// → layernorm), as Inductor's fusion does. A kernel joins a group only when its other
     /// inputs were ready before the group began, so issue order stays a valid schedule.
-    fn fuse_pointwise(&mut self) {
+    fn fuse_pointwise(&mut self) -> Vec<NodeIndex> {
         let old = std::mem::take(&mut self.dag);
+        let region = std::mem::take(&mut self.region);
+        let mut new_region: Vec<usize> = Vec::new();
         let mut new: DiGraph<Kernel, ()> = DiGraph::new();
         let mut map: Vec<NodeIndex> = Vec::with_capacity(old.node_count());
         let fusable = |k: &Kernel| matches!(k.op, Op::Elementwise { .. } | Op::Softmax { .. } | Op::Layernorm { .. } | Op::Rmsnorm { .. });
         for i in old.node_indices() {
             let k = &old[i];
             let preds: Vec<NodeIndex> = old.neighbors_directed(i, petgraph::Direction::Incoming).map(|p| map[p.index()]).collect();
-            let mut groups: Vec<NodeIndex> = preds.iter().copied().filter(|&p| new[p].phase == k.phase && fusable(&new[p])).collect();
+            let mut groups: Vec<NodeIndex> = preds.iter().copied().filter(|&p| new[p].phase == k.phase && fusable(&new[p]) && new_region[p.index()] == region[i.index()]).collect();
             groups.sort();
             groups.dedup();
             let pointwise = matches!(k.op, Op::Elementwise { .. });
@@ -576,6 +600,7 @@ impl Lowerer<'_> {
                 k.host_call = Some("compiled");
             }
             let n = new.add_node(k);
+            new_region.push(region[i.index()]);
             for p in preds {
                 if new.find_edge(p, n).is_none() {
                     new.add_edge(p, n, ());
@@ -584,5 +609,7 @@ impl Lowerer<'_> {
             map.push(n);
         }
         self.dag = new;
+        self.region = new_region;
+        map
     }
 }

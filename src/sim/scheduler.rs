@@ -86,7 +86,17 @@ pub fn run(gpu: &Gpu, templates: &Templates, dag: &KernelDag, keep_kernels: bool
     let mut by_category: BTreeMap<&'static str, CategoryTotal> = BTreeMap::new();
     let mut by_phase: BTreeMap<&'static str, f64> = BTreeMap::new();
     let (mut busy, mut clock_weighted) = (0.0, 0.0);
+    // A repeated block is simulated once; when its last kernel is placed the rest of its
+    // runs are added in steady state: each run takes the larger of its GPU time and its
+    // host issue time.
+    let mut block: Option<(usize, f64, f64)> = None; // (repeat index, host at start, GPU busy so far)
     for (idx, k) in dag.kernels() {
+        let i = idx.index();
+        let rep = dag.repeats.iter().position(|(r, _)| r.contains(&i));
+        if let (Some(r), None) = (rep, block) {
+            block = Some((r, host, busy));
+        }
+        let runs = rep.map_or(1, |r| dag.repeats[r].1) as f64;
         let est = &estimates[dag.unique_of[idx.index()]];
         host += host_us(gpu, templates, exec, k.host_call, est.launches);
         let ready = dag.dag.neighbors_directed(idx, petgraph::Direction::Incoming).map(|p| end[p.index()]).fold(0.0, f64::max);
@@ -94,15 +104,31 @@ pub fn run(gpu: &Gpu, templates: &Templates, dag: &KernelDag, keep_kernels: bool
         let start = host.max(ready).max(free);
         let dur = est.kernel_ms * 1000.0 * k.work;
         let finish = start + dur;
-        end[idx.index()] = finish;
+        end[i] = finish;
         stream_free.insert(k.stream, finish);
         busy += dur;
-        clock_weighted += dur * est.clock_mhz;
+        clock_weighted += dur * est.clock_mhz * runs;
         let c = by_category.entry(k.category).or_default();
-        c.kernels += 1;
-        c.ms += dur / 1000.0;
-        c.flops += est.flops * k.work;
-        *by_phase.entry(k.phase.name()).or_default() += dur / 1000.0;
+        c.kernels += runs as u64;
+        c.ms += dur * runs / 1000.0;
+        c.flops += est.flops * k.work * runs;
+        *by_phase.entry(k.phase.name()).or_default() += dur * runs / 1000.0;
+        if let Some((r, host0, busy0)) = block {
+            let (range, times) = &dag.repeats[r];
+            if i + 1 == range.end {
+                let per_run = (busy - busy0).max(host - host0);
+                let extra = per_run * (*times as f64 - 1.0);
+                host += extra;
+                busy += (busy - busy0) * (*times as f64 - 1.0);
+                for v in stream_free.values_mut() {
+                    *v += extra;
+                }
+                for e in &mut end[range.clone()] {
+                    *e += extra;
+                }
+                block = None;
+            }
+        }
         if !keep_kernels {
             continue;
         }

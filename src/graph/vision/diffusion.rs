@@ -404,16 +404,19 @@ pub fn diffusion_pipeline(model: Diffusion, batch: u64, image: u64, steps: u64, 
     }
     let noise = net.input("latents", vec![batch, 4, lat, lat], false);
     let mut latents = net.ew("prepare_latents.init_noise_sigma", "mul_scalar", &[noise]);
-    for s in 0..steps {
-        net.node_prefix = format!("step{s}.");
+    // One denoising step is built and marked to run `steps` times (same weights, the
+    // latents carried from step to step).
+    let step_start = net.g.nodes.len();
+    {
+        net.node_prefix = "step.".into();
         let x = if guidance { net.cat("latent_model_input", &[latents, latents], 0) } else { latents };
         let x = net.ew("scheduler.scale_model_input", "div_scalar", &[x]);
         let t = net.input("timestep", vec![1], false);
         let t = net.expand("timestep.expand", t, vec![ub]);
-        net.node_prefix = format!("step{s}.unet.");
+        net.node_prefix = "step.unet.".into();
         net.weight_prefix = "unet.".into();
         let mut eps = unet_into(&mut net, spec, x, t, ctx, added);
-        net.node_prefix = format!("step{s}.");
+        net.node_prefix = "step.".into();
         net.weight_prefix = String::new();
         if guidance {
             let shape = vec![batch, 4, lat, lat];
@@ -431,6 +434,8 @@ pub fn diffusion_pipeline(model: Diffusion, batch: u64, image: u64, steps: u64, 
         let d = net.ew("scheduler.dt", "mul_scalar", &[d]);
         latents = net.add("scheduler.prev_sample", latents, d);
     }
+    let step_end = net.g.nodes.len();
+    net.g.repeats.push(crate::graph::Repeat { nodes: step_start..step_end, times: steps });
     net.node_prefix = "vae.".into();
     net.weight_prefix = "vae.".into();
     let z = net.ew("unscale", "div_scalar", &[latents]);
