@@ -28,7 +28,21 @@ fn find_light_dir() -> PathBuf {
             let out = std::process::Command::new("python3").args(["-c", "import onnx, os; print(os.path.dirname(onnx.__file__))"]).output();
             match out {
                 Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("backend/test/data/light"),
-                _ => PathBuf::new(),
+                // Not installed: fetch the wheel's files (no dependencies are needed to
+                // read them) into the test scratch folder, once.
+                _ => {
+                    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("onnx-pkg");
+                    let dir = target.join("onnx/backend/test/data/light");
+                    if !dir.join("light_resnet50.onnx").is_file() {
+                        eprintln!("onnx package not found: installing onnx==1.23.2 into {}", target.display());
+                        let _ = std::process::Command::new("python3")
+                            .args(["-m", "pip", "install", "--quiet", "--no-deps", "--target"])
+                            .arg(&target)
+                            .arg("onnx==1.23.2")
+                            .status();
+                    }
+                    dir
+                }
             }
         }
     };
