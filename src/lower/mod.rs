@@ -333,6 +333,11 @@ impl Lowerer<'_> {
                     v.push((".repeat_kv".into(), ew("copy", 2 * b * hq * skv * d, 1), Some("elementwise"), 1.0));
                 }
                 let scores = b * hq * sq * skv;
+                // torch.matmul on the heads-permuted q, kᵀ and v cannot fold (batch, head)
+                // into one batch dimension without a copy: each operand is made contiguous
+                // first (HuggingFace eager attention; OPT spells these out as .contiguous()).
+                v.push((".q_contiguous".into(), ew("contiguous", b * sq * hq * d, 1), None, 1.0));
+                v.push((".k_contiguous".into(), ew("contiguous", b * skv * hq * d, 1), None, 1.0));
                 v.push((".scores".into(), Op::Gemm { b: b * hq, m: sq, n: skv, k: d, bias: false }, Some("gemm"), 1.0));
                 v.push((".scale".into(), ew("div_scalar", scores, 1), Some("elementwise"), 1.0));
                 let mask = if *causal { "where" } else { "add" };
@@ -341,6 +346,7 @@ impl Lowerer<'_> {
                 if training {
                     v.push((".dropout".into(), ew("dropout", scores, 1), Some("elementwise"), 1.0));
                 }
+                v.push((".v_contiguous".into(), ew("contiguous", b * skv * hq * d, 1), None, 1.0));
                 v.push((".context".into(), Op::Gemm { b: b * hq, m: sq, n: d, k: skv, bias: false }, Some("gemm"), 1.0));
                 v.push((".merge_heads".into(), ew("contiguous", b * sq * hq * d, 1), Some("elementwise"), 1.0));
                 v
@@ -455,6 +461,8 @@ impl Lowerer<'_> {
                     add("scale.grad", ew("div_scalar", scores, 1), Some("elementwise"), 1.0);
                     add("scores.grad_q", Op::Gemm { b: b * hq, m: sq, n: d, k: skv, bias: false }, Some("gemm"), 1.0);
                     add("scores.grad_k", Op::Gemm { b: b * hq, m: skv, n: d, k: sq, bias: false }, Some("gemm"), 1.0);
+                    // The gradients of the three contiguous copies.
+                    add("qkv_contiguous.grad", ew("contiguous", b * (sq + 2 * skv) * hq * d, 1), None, 1.0);
                 }
             }
             GraphOp::Elementwise { func, numel, inputs } => {
