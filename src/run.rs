@@ -68,15 +68,35 @@ pub fn run_model(gpu: &Gpu, templates: &Templates, graph: &Graph, batch: u64, se
     run_lowered(gpu, templates, graph, &dag, batch, seq_len, keep)
 }
 
-/// As `run_model` with the DAG already lowered (for this GPU's options).
+/// As `run_model` with the DAG already lowered (for this GPU's options). `batch` is one
+/// GPU's share (its micro-batch); the run reports the global batch and throughput.
 pub fn run_lowered(gpu: &Gpu, templates: &Templates, graph: &Graph, dag: &KernelDag, batch: u64, seq_len: u64, keep: Keep) -> Result<ModelRun> {
     let opts = dag.options;
     let hopper_plus = matches!(gpu.profile.architecture.as_str(), "hopper" | "blackwell");
-    let mem = memory::estimate(graph, &opts, hopper_plus);
+    let mut mem = memory::estimate(graph, &opts, hopper_plus);
+    let par = opts.parallel;
+    let batch = batch * par.dp * par.micro_batches;
+    if par.pp > 1 {
+        // One stage holds 1/pp of the weights, gradients, optimizer state and KV cache, and
+        // the activations of up to pp micro-batches in flight (1F1B) for its layers.
+        let p = par.pp as f64;
+        let in_flight = par.micro_batches.min(par.pp) as f64;
+        let tensors_before = mem.weights_gb + mem.gradients_gb + mem.optimizer_gb + mem.activations_gb + mem.kv_cache_gb;
+        mem.weights_gb /= p;
+        mem.gradients_gb /= p;
+        mem.optimizer_gb /= p;
+        mem.kv_cache_gb /= p;
+        mem.activations_gb *= in_flight / p;
+        let tensors_after = mem.weights_gb + mem.gradients_gb + mem.optimizer_gb + mem.activations_gb + mem.kv_cache_gb;
+        mem.total_gb -= (tensors_before - tensors_after) * (1.0 + memory::ALLOCATOR_OVERHEAD);
+    }
     let capacity = gpu.profile.memory.memory_gb;
     let fits = mem.total_gb <= capacity;
     let timeline = if fits || keep.time_even_if_oom { Some(scheduler::run(gpu, templates, dag, keep.kernels)?) } else { None };
-    let latency_ms = timeline.as_ref().map(|t| t.step_ms);
+    let mut latency_ms = timeline.as_ref().map(|t| t.step_ms);
+    if let (Some(t), true) = (&timeline, par.pp > 1) {
+        latency_ms = Some(pipeline_ms(gpu, templates, graph, t, &opts)?);
+    }
     Ok(ModelRun {
         gpu: gpu.key().to_string(),
         model: graph.name.clone(),
@@ -115,4 +135,26 @@ pub fn sweep(reg: &Registry, graphs: &[(Workload, Graph)], gpus: &[&Gpu], opts: 
             run_lowered(gpus[j], &reg.templates, g, dag, wl.batch, wl.seq_len, Keep::default())
         })
         .collect()
+}
+
+/// A pipeline step: the simulated micro-batch step (the whole model on one GPU) split into
+/// `pp` equal stages; with `m` micro-batches the schedule takes `m + pp - 1` stage slots
+/// (GPipe and 1F1B fill and drain alike), each stage also sending its boundary activation
+/// forward and receiving its gradient backward. The optimizer runs once on each stage's
+/// share.
+fn pipeline_ms(gpu: &Gpu, templates: &Templates, graph: &Graph, t: &Timeline, opts: &Options) -> Result<f64> {
+    let par = opts.parallel;
+    let p = par.pp as f64;
+    let opt_ms = t.by_phase.get("optimizer").copied().unwrap_or(0.0);
+    let work_ms = t.step_ms - opt_ms;
+    // The activation crossing a stage boundary: the output of the node at the split.
+    let split = graph.nodes.len() / par.pp as usize;
+    let boundary = graph.nodes.get(split).and_then(|n| n.outputs.first()).map(|&o| graph.tensors[o].numel()).unwrap_or(0);
+    let bytes = (boundary as f64 * opts.precision.activation_bytes()).ceil().max(1.0) as u64;
+    let (gpus, nodes, gpus_per_node) = par.group(2);
+    let op = crate::kernel::Op::SendRecv { bytes, gpus, nodes, gpus_per_node };
+    let p2p = crate::kernel::estimate(gpu, templates, &op, opts.precision.activation_dtype(), false)?.kernel_ms;
+    let hops = if opts.mode == lower::Mode::Training { 2.0 } else { 1.0 };
+    let slots = (par.micro_batches + par.pp - 1) as f64;
+    Ok(slots * (work_ms / p + hops * p2p) + opt_ms)
 }

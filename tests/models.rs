@@ -200,3 +200,32 @@ fn onnx_and_config_files_are_models_and_missing_ones_are_clear_errors() {
     std::fs::write(&badjson, b"{\"model_type\": \"llama\",").unwrap();
     cmd().args(["load-model", "--model"]).arg(&badjson).assert().code(1).stderr(predicate::str::contains("config.json"));
 }
+
+#[test]
+fn data_and_pipeline_parallel_steps() {
+    let reg = Registry::builtin().unwrap();
+    let gpu = reg.gpu("a100-40gb").unwrap();
+    let model = zoo::find("gpt2-large").unwrap();
+    let base = Options { mode: Mode::Training, optimizer_step: false, ..opts(Dtype::Fp32, Mode::Training, Execution::Eager) };
+    let step = |share: u64, parallel: lower::Parallel| {
+        let g = model.build(Workload { batch: share, seq_len: 1024, past: 0 }).unwrap();
+        run::run_model(gpu, &reg.templates, &g, share, 1024, Options { parallel, ..base }, Keep { time_even_if_oom: true, kernels: true }).unwrap()
+    };
+    let single = step(4, lower::Parallel::default());
+    let one = step(1, lower::Parallel::default());
+    let dp = step(1, lower::Parallel { dp: 4, ..Default::default() });
+    // Four replicas of batch 1: one replica's step plus the part of the all-reduce that
+    // backward does not hide; the global batch is 4.
+    assert_eq!(dp.batch, 4);
+    assert!(dp.latency_ms.unwrap() > one.latency_ms.unwrap() && dp.latency_ms.unwrap() < single.latency_ms.unwrap());
+    let tl = dp.timeline.unwrap();
+    assert!(tl.kernels.iter().any(|k| k.category == "collective" && k.stream == 1));
+    // One micro-batch through four stages: no overlap, so about the single-GPU time.
+    let pp = step(4, lower::Parallel { pp: 4, micro_batches: 1, ..Default::default() });
+    let ratio = pp.latency_ms.unwrap() / single.latency_ms.unwrap();
+    assert!((1.0..1.1).contains(&ratio), "pp4 with one micro-batch / single GPU = {ratio}");
+    assert!(pp.memory.weights_gb < single.memory.weights_gb / 3.9);
+    // More micro-batches fill the pipeline.
+    let pp8 = step(1, lower::Parallel { pp: 4, micro_batches: 4, ..Default::default() });
+    assert!(pp8.latency_ms.unwrap() < pp.latency_ms.unwrap());
+}

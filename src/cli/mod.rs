@@ -185,6 +185,18 @@ pub struct RunFlags {
     /// Training without the optimizer step (forward + backward only).
     #[arg(long)]
     pub no_optimizer: bool,
+    /// Data-parallel replicas (the batch size is global; gradients are all-reduced).
+    #[arg(long, default_value = "1")]
+    pub dp: u64,
+    /// Pipeline stages.
+    #[arg(long, default_value = "1")]
+    pub pp: u64,
+    /// Micro-batches per step (pipeline parallelism).
+    #[arg(long, default_value = "1")]
+    pub micro_batches: u64,
+    /// GPUs per node for collectives (NVLink/PCIe inside a node, the network across).
+    #[arg(long, default_value = "8")]
+    pub gpus_per_node: u64,
 }
 
 impl RunFlags {
@@ -197,6 +209,7 @@ impl RunFlags {
             execution: self.execution,
             attention: self.attention,
             no_optimizer: self.no_optimizer,
+            parallel: crate::lower::Parallel { dp: self.dp, pp: self.pp, micro_batches: self.micro_batches, gpus_per_node: self.gpus_per_node },
         }
     }
 }

@@ -21,6 +21,7 @@ pub struct RunArgs {
     pub execution: Execution,
     pub attention: AttentionImpl,
     pub no_optimizer: bool,
+    pub parallel: crate::lower::Parallel,
 }
 
 impl RunArgs {
@@ -32,12 +33,22 @@ impl RunArgs {
             attention: self.attention,
             optimizer_step: !self.no_optimizer,
             flash_available: true,
+            parallel: self.parallel,
         })
     }
+    /// One GPU's share of the step: the global batch over replicas and micro-batches.
     fn workload(&self, model: &str, batch: u64) -> Result<Workload> {
         if batch == 0 {
             return Err(Error::Usage("--batch-size must be at least 1".into()));
         }
+        let p = self.parallel;
+        if p.dp == 0 || p.pp == 0 || p.micro_batches == 0 || p.gpus_per_node == 0 {
+            return Err(Error::Usage("--dp, --pp, --micro-batches and --gpus-per-node must be at least 1".into()));
+        }
+        if batch % (p.dp * p.micro_batches) != 0 {
+            return Err(Error::Usage(format!("--batch-size {batch} does not split into {} replicas × {} micro-batches", p.dp, p.micro_batches)));
+        }
+        let batch = batch / (p.dp * p.micro_batches);
         let seq_len = match self.seq_len {
             Some(0) => return Err(Error::Usage("--seq-len must be at least 1".into())),
             Some(s) => s,

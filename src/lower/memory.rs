@@ -69,7 +69,8 @@ pub fn estimate(graph: &Graph, opts: &Options, hopper_or_newer: bool) -> MemoryB
         tensor.numel() as f64 * if tensor.index { 8.0 } else { p.activation_bytes() }
     };
     let mut kv_cache = 0.0;
-    for n in &graph.nodes {
+    // Training keeps no cache (keys and values are ordinary saved activations).
+    for n in graph.nodes.iter().filter(|_| !training) {
         if let GraphOp::Attention { b, hkv, skv, d, causal: true, .. } = n.op {
             kv_cache += 2.0 * (b * hkv * skv * d) as f64 * p.activation_bytes();
         }

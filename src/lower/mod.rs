@@ -100,6 +100,40 @@ pub struct Options {
     pub optimizer_step: bool,
     /// The GPU has FlashAttention kernels (Ampere or newer); decides `Auto`.
     pub flash_available: bool,
+    /// How many GPUs share the work, and how.
+    pub parallel: Parallel,
+}
+
+/// Multi-GPU layout. The graph a lowering receives is one GPU's share (its micro-batch);
+/// data parallelism adds the gradient all-reduce, pipeline parallelism is scheduled in
+/// `crate::run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Parallel {
+    /// Data-parallel replicas: gradients all-reduced across them after backward.
+    pub dp: u64,
+    /// Pipeline stages.
+    pub pp: u64,
+    /// Micro-batches per step (pipeline parallelism).
+    pub micro_batches: u64,
+    /// GPUs per node: collectives within a node use its links, across nodes the network.
+    pub gpus_per_node: u64,
+}
+
+impl Default for Parallel {
+    fn default() -> Self {
+        Parallel { dp: 1, pp: 1, micro_batches: 1, gpus_per_node: 8 }
+    }
+}
+
+impl Parallel {
+    pub fn gpus(&self) -> u64 {
+        self.dp * self.pp
+    }
+    /// `(gpus, nodes, gpus_per_node)` of a collective over `n` of the run's GPUs.
+    pub fn group(&self, n: u64) -> (u64, u64, u64) {
+        let per_node = self.gpus_per_node.min(n).max(1);
+        (n, n.div_ceil(per_node), per_node)
+    }
 }
 
 impl Default for Options {
@@ -111,6 +145,7 @@ impl Default for Options {
             attention: AttentionImpl::Auto,
             optimizer_step: true,
             flash_available: true,
+            parallel: Parallel::default(),
         }
     }
 }
@@ -195,6 +230,9 @@ pub fn lower(graph: &Graph, opts: &Options) -> Result<KernelDag> {
     if opts.mode == Mode::Training {
         for node in graph.nodes.iter().rev() {
             l.backward(node);
+        }
+        if opts.parallel.dp > 1 {
+            l.gradient_all_reduce();
         }
         if opts.optimizer_step {
             l.optimizer();
@@ -537,14 +575,56 @@ impl Lowerer<'_> {
         }
     }
 
+    /// DistributedDataParallel: gradients all-reduced in ~25 MB buckets (`bucket_cap_mb`'s
+    /// default) in the order backward produces them, each bucket as soon as its last
+    /// gradient is ready, on a second stream so that it overlaps the rest of backward.
+    fn gradient_all_reduce(&mut self) {
+        const BUCKET_BYTES: f64 = 25.0 * 1024.0 * 1024.0;
+        // With pipeline stages each stage all-reduces only its share, all stages at once.
+        let grad_bytes = self.opts.precision.activation_bytes() / self.opts.parallel.pp as f64;
+        let (gpus, nodes, gpus_per_node) = self.opts.parallel.group(self.opts.parallel.dp);
+        let mut bucket = 0.0;
+        let mut ready: Option<NodeIndex> = None;
+        let mut buckets: Vec<(f64, NodeIndex)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for node in self.g.nodes.iter().rev() {
+            for &t in &node.inputs {
+                if self.g.tensors[t].role != Role::Weight || !seen.insert(t) {
+                    continue;
+                }
+                let Some(&k) = self.grad_producer.get(&t) else { continue };
+                bucket += self.g.tensors[t].numel() as f64 * grad_bytes;
+                ready = Some(ready.map_or(k, |r: NodeIndex| r.max(k)));
+                if bucket >= BUCKET_BYTES {
+                    buckets.push((bucket, ready.take().expect("set above")));
+                    bucket = 0.0;
+                }
+            }
+        }
+        if let Some(r) = ready {
+            buckets.push((bucket, r));
+        }
+        for (i, (bytes, dep)) in buckets.into_iter().enumerate() {
+            let op = Op::AllReduce { bytes: bytes.ceil() as u64, gpus, nodes, gpus_per_node };
+            let k = self.push(format!("ddp.bucket{i}.all_reduce"), op, Phase::Backward, None, 1.0, &[dep]);
+            self.dag[k].stream = 1;
+        }
+    }
+
     /// A fused (multi-tensor) Adam step over every parameter: reads param, grad and two
     /// moments, writes param and moments.
     fn optimizer(&mut self) {
-        let params: u64 = self.g.params();
+        // Each pipeline stage updates only its share of the parameters.
+        let params: u64 = self.g.params().div_ceil(self.opts.parallel.pp);
         if params == 0 {
             return;
         }
-        let deps: Vec<NodeIndex> = self.dag.node_indices().last().into_iter().collect();
+        // After backward and every gradient all-reduce (the last kernel of each stream).
+        let mut last_per_stream: std::collections::BTreeMap<u32, NodeIndex> = Default::default();
+        for i in self.dag.node_indices() {
+            last_per_stream.insert(self.dag[i].stream, i);
+        }
+        let deps: Vec<NodeIndex> = last_per_stream.into_values().collect();
         // torch.optim.Adam(foreach=True) launches one multi-tensor kernel per chunk of
         // tensors; the bytes are what matter.
         let launches = (self.g.tensors.iter().filter(|t| t.role == Role::Weight).count() as u64).div_ceil(110).max(1);

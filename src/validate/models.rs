@@ -8,7 +8,7 @@ use crate::graph::zoo::{self, Recipe};
 use crate::graph::Graph;
 use crate::hw::{Gpu, Registry};
 use crate::kernel::Dtype;
-use crate::lower::{AttentionImpl, Execution, Mode, Options, Precision};
+use crate::lower::{AttentionImpl, Execution, Mode, Options, Parallel, Precision};
 use crate::run;
 use crate::trace::canonical::{tag, TraceFile};
 use rayon::prelude::*;
@@ -38,10 +38,18 @@ pub fn parse_row(file: &TraceFile, index: usize) -> Result<ModelRow, String> {
         "training" => Mode::Training,
         m => return Err(format!("unknown mode '{m}' (expected inference or training)")),
     };
-    let execution = match f("option").as_str() {
-        "eager" => Execution::Eager,
-        "compiled" => Execution::Compiled,
-        o => return Err(format!("option '{o}' runs on {} GPUs: multi-GPU simulation is not implemented yet", f("num_gpus"))),
+    let gpus = int("num_gpus").unwrap_or(1);
+    // `dpN`: N data-parallel replicas; `ppN_M`: N pipeline stages, M micro-batches.
+    let option = f("option");
+    let (execution, parallel) = match option.as_str() {
+        "eager" => (Execution::Eager, Parallel::default()),
+        "compiled" => (Execution::Compiled, Parallel::default()),
+        o if o.starts_with("dp") => (Execution::Eager, Parallel { dp: gpus, ..Parallel::default() }),
+        o if o.starts_with("pp") => {
+            let m = o.split_once('_').and_then(|(_, m)| m.parse().ok()).unwrap_or(1);
+            (Execution::Eager, Parallel { pp: gpus, micro_batches: m, ..Parallel::default() })
+        }
+        o => return Err(format!("option '{o}' ({gpus} GPUs): tensor parallelism is not simulated yet")),
     };
     let tags = file.column(rec, "tags").unwrap_or("");
     // NeuSight built its models with `attn_implementation="eager"`; a row can say otherwise.
@@ -49,7 +57,7 @@ pub fn parse_row(file: &TraceFile, index: usize) -> Result<ModelRow, String> {
         Some("flash") | Some("sdpa") => AttentionImpl::Flash,
         _ => AttentionImpl::Eager,
     };
-    let options = Options { precision: Precision { dtype, int4_weights: false }, mode, execution, attention, optimizer_step: false, flash_available: true };
+    let options = Options { precision: Precision { dtype, int4_weights: false }, mode, execution, attention, optimizer_step: false, flash_available: true, parallel };
     Ok(ModelRow {
         gpu: f("gpu"),
         model: f("model"),
@@ -66,7 +74,13 @@ pub fn parse_row(file: &TraceFile, index: usize) -> Result<ModelRow, String> {
 /// when the tags name one, else the zoo entry of that name. Training a BERT uses the
 /// pre-training heads (as the BERT recipes and NeuSight do); inference the classifier.
 pub fn build_graph(row: &ModelRow, trace_dir: &Path) -> Result<Graph, String> {
-    let wl = Workload { batch: row.batch, seq_len: row.seq_len, past: 0 };
+    // One GPU's share: the global batch over replicas and micro-batches.
+    let par = row.options.parallel;
+    let share = par.dp * par.micro_batches;
+    if row.batch % share != 0 {
+        return Err(format!("global batch {} does not split into {} replicas × {} micro-batches", row.batch, par.dp, par.micro_batches));
+    }
+    let wl = Workload { batch: row.batch / share, seq_len: row.seq_len, past: 0 };
     if let Some(cfg) = &row.config {
         let path = trace_dir.join(&row.source).join("configs").join(cfg);
         if path.exists() {
@@ -102,7 +116,8 @@ pub fn replay_model_row(reg: &Registry, file: &TraceFile, index: usize, target: 
         Err(e) => return skipped(e),
     };
     // A measured row ran, so it fit; time it even if our memory estimate disagrees.
-    match run::run_model(gpu, &reg.templates, &graph, row.batch, row.seq_len, row.options, run::Keep { time_even_if_oom: true, kernels: false }) {
+    let share = row.batch / (row.options.parallel.dp * row.options.parallel.micro_batches);
+    match run::run_model(gpu, &reg.templates, &graph, share, row.seq_len, row.options, run::Keep { time_even_if_oom: true, kernels: false }) {
         Ok(r) => ReplayRow { predicted_ms: r.latency_ms, status: String::new(), tile: None, bound: "" },
         Err(e) => skipped(e.to_string()),
     }
