@@ -252,10 +252,10 @@ pub fn validate_models(reg: &Registry, dir: &std::path::Path, gpu_filter: Option
             let vendor = reg.gpu(&r.gpu).map(|g| g.profile.vendor.clone()).unwrap_or_default();
             let e = groups.entry((vendor.clone(), s.mode.clone(), s.option.clone())).or_default();
             e.0.push(a);
-            let all = groups.entry((vendor, "all".into(), "single-gpu".into())).or_default();
+            let all = groups.entry((vendor, "all".into(), "all".into())).or_default();
             all.0.push(a);
             for (pred, v) in &s.baselines {
-                for key in [(s.mode.clone(), s.option.clone()), ("all".into(), "single-gpu".into())] {
+                for key in [(s.mode.clone(), s.option.clone()), ("all".into(), "all".into())] {
                     let vendor = reg.gpu(&r.gpu).map(|g| g.profile.vendor.clone()).unwrap_or_default();
                     let g = groups.entry((vendor, key.0, key.1)).or_default();
                     let b = g.1.entry(pred.clone()).or_default();
