@@ -229,3 +229,25 @@ fn data_and_pipeline_parallel_steps() {
     let pp8 = step(1, lower::Parallel { pp: 4, micro_batches: 4, ..Default::default() });
     assert!(pp8.latency_ms.unwrap() < pp.latency_ms.unwrap());
 }
+
+#[test]
+fn tensor_parallel_shards_weights_and_adds_all_reduces() {
+    let reg = Registry::builtin().unwrap();
+    let gpu = reg.gpu("h100").unwrap();
+    let wl = Workload { batch: 4, seq_len: 1024, past: 0 };
+    let full = phantom_gpu::graph::load_model_tp("llama2-13b", wl, 1).unwrap();
+    let shard = phantom_gpu::graph::load_model_tp("llama2-13b", wl, 4).unwrap();
+    // Everything but the norms is split four ways.
+    let ratio = full.params() as f64 / shard.params() as f64;
+    assert!((3.95..4.0).contains(&ratio), "{ratio}");
+    // Two all-reduces per layer (attention and MLP outputs) plus the embedding.
+    let all_reduces = shard.nodes.iter().filter(|n| n.op.kind() == "all_reduce").count();
+    assert_eq!(all_reduces, 2 * 40 + 1);
+    let o = Options { parallel: lower::Parallel { tp: 4, ..Default::default() }, ..opts(Dtype::Bf16, Mode::Inference, Execution::Eager) };
+    let t4 = run::run_model(gpu, &reg.templates, &shard, 4, 1024, o, Keep::default()).unwrap();
+    let t1 = run::run_model(gpu, &reg.templates, &full, 4, 1024, Options { parallel: Default::default(), ..o }, Keep::default()).unwrap();
+    let speedup = t1.latency_ms.unwrap() / t4.latency_ms.unwrap();
+    assert!((1.5..4.0).contains(&speedup), "TP4 speed-up {speedup:.2}");
+    assert!(phantom_gpu::graph::load_model_tp("llama2-13b", wl, 3).is_err(), "40 heads do not split 3 ways");
+    assert!(phantom_gpu::graph::load_model_tp("resnet50", wl, 2).is_err());
+}

@@ -188,6 +188,10 @@ pub struct RunFlags {
     /// Data-parallel replicas (the batch size is global; gradients are all-reduced).
     #[arg(long, default_value = "1")]
     pub dp: u64,
+    /// Tensor-parallel degree (Megatron-style: heads, FFN and vocabulary split, an
+    /// all-reduce after each row-parallel projection).
+    #[arg(long, default_value = "1")]
+    pub tp: u64,
     /// Pipeline stages.
     #[arg(long, default_value = "1")]
     pub pp: u64,
@@ -209,7 +213,7 @@ impl RunFlags {
             execution: self.execution,
             attention: self.attention,
             no_optimizer: self.no_optimizer,
-            parallel: crate::lower::Parallel { dp: self.dp, pp: self.pp, micro_batches: self.micro_batches, gpus_per_node: self.gpus_per_node },
+            parallel: crate::lower::Parallel { dp: self.dp, tp: self.tp, pp: self.pp, micro_batches: self.micro_batches, gpus_per_node: self.gpus_per_node },
         }
     }
 }

@@ -129,7 +129,7 @@ const RUN_HEADERS: &[&str] = &["model", "gpu", "batch", "seq_len", "precision", 
 pub fn benchmark(reg: &Registry, model: &str, gpus: &[String], batch: u64, args: &RunArgs, timeline: Option<&PathBuf>, format: Format) -> Result<String> {
     let wl = args.workload(model, batch)?;
     let opts = args.options()?;
-    let g = graph::load_model(model, wl)?;
+    let g = graph::load_model_tp(model, wl, self_tp(args))?;
     for w in &g.warnings {
         eprintln!("warning: {w}");
     }
@@ -196,7 +196,7 @@ pub fn compare_models(reg: &Registry, models: &[String], gpus: &[String], batche
     for m in models {
         for &b in batches {
             let wl = args.workload(m, b)?;
-            graphs.push((wl, graph::load_model(m, wl)?));
+            graphs.push((wl, graph::load_model_tp(m, wl, self_tp(args))?));
         }
     }
     let runs = run::sweep(reg, &graphs, &gpus, opts)?;
@@ -357,4 +357,8 @@ pub fn validate_models(reg: &Registry, dir: &std::path::Path, gpu_filter: Option
     out += "\nPer-op sums of the model-ops trace (one layer measured op by op, × repeat) against the whole model's forward time:\n";
     out += &ops_t.render(format);
     Ok(out)
+}
+
+fn self_tp(args: &RunArgs) -> u64 {
+    args.parallel.tp
 }

@@ -782,8 +782,11 @@ fn map_t5(c: &Cfg, m: &mut HfModel) -> Result<()> {
 /// measurement used: the BERT rows of NeuSight (its README) ran inference with a
 /// sequence-classification head and training with the pre-training heads (MLM + NSP),
 /// whatever `architectures` the config lists.
-pub fn build_for_trace(path: &Path, wl: Workload, training: bool) -> Result<Graph> {
+pub fn build_for_trace(path: &Path, wl: Workload, training: bool, tp: u64) -> Result<Graph> {
     let mut m = load(path)?;
+    for t in &mut m.towers {
+        t.config.tp = tp;
+    }
     if m.model_type == "bert" {
         for t in &mut m.towers {
             t.config.head = if training { Head::MaskedLm } else { Head::Classifier(2) };

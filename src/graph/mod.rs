@@ -83,6 +83,8 @@ pub enum GraphOp {
     Copy { numel: u64 },
     /// Reshape, flatten, squeeze, a non-materialising slice: no kernel.
     View,
+    /// Sum of `numel` partial results across the tensor-parallel group.
+    AllReduce { numel: u64 },
 }
 
 impl GraphOp {
@@ -121,6 +123,7 @@ impl GraphOp {
             GraphOp::Reduce { .. } => "reduce",
             GraphOp::Copy { .. } => "copy",
             GraphOp::View => "view",
+            GraphOp::AllReduce { .. } => "all_reduce",
         }
     }
 }
@@ -290,12 +293,27 @@ impl Graph {
 /// extension, else a HuggingFace `config.json`), a model id found in the local HuggingFace
 /// cache (`org/name`), or a zoo name or alias.
 pub fn load_model(spec: &str, wl: transformer::Workload) -> Result<Graph> {
+    load_model_tp(spec, wl, 1)
+}
+
+/// As `load_model`, one GPU's shard under `tp`-way tensor parallelism (transformers only).
+pub fn load_model_tp(spec: &str, wl: transformer::Workload, tp: u64) -> Result<Graph> {
+    let no_tp = |what: &str| Err(Error::Usage(format!("{spec}: tensor parallelism (--tp {tp}) applies to transformer models, not {what}")));
+    let hf = |mut m: hf_config::HfModel| {
+        for t in &mut m.towers {
+            t.config.tp = tp;
+        }
+        m.build(wl)
+    };
     let path = std::path::Path::new(spec);
     if path.exists() {
         if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
+            if tp > 1 {
+                return no_tp("ONNX graphs");
+            }
             return onnx::load(path, wl.batch);
         }
-        return hf_config::load(path)?.build(wl);
+        return hf(hf_config::load(path)?);
     }
     let file_like = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx") || e.eq_ignore_ascii_case("json"));
     if file_like {
@@ -303,10 +321,20 @@ pub fn load_model(spec: &str, wl: transformer::Workload) -> Result<Graph> {
     }
     if spec.contains('/') {
         if let Ok(found) = hf_config::resolve(spec) {
-            return hf_config::load(&found)?.build(wl);
+            return hf(hf_config::load(&found)?);
         }
     }
-    zoo::find(spec)?.build(wl)
+    let mut m = zoo::find(spec)?;
+    match &mut m.recipe {
+        zoo::Recipe::Transformer(c) => c.tp = tp,
+        zoo::Recipe::Clip { text, vision, .. } => {
+            text.tp = tp;
+            vision.tp = tp;
+        }
+        zoo::Recipe::Vision { .. } if tp > 1 => return no_tp("convolutional or diffusion models"),
+        zoo::Recipe::Vision { .. } => {}
+    }
+    m.build(wl)
 }
 
 /// The sequence length to use when the user gives none: the context for encoders (at

@@ -119,6 +119,9 @@ pub struct TransformerConfig {
     pub patch: Option<PatchEmbed>,
     /// Dropout layers exist (they run only in training).
     pub dropout: bool,
+    /// Tensor-parallel degree (Megatron): heads, FFN and vocabulary split over `tp` GPUs,
+    /// an all-reduce after each row-parallel projection and the embedding. 1: no split.
+    pub tp: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -158,6 +161,7 @@ impl TransformerConfig {
             moe: None,
             patch: None,
             dropout: true,
+            tp: 1,
         }
     }
 
@@ -188,6 +192,9 @@ impl TransformerConfig {
         if self.patch.is_none() && self.vocab == 0 {
             return bad("vocabulary size must be positive".into());
         }
+        if self.tp == 0 || self.heads % self.tp != 0 || self.ffn % self.tp != 0 || (self.kv_heads % self.tp != 0 && self.tp % self.kv_heads != 0) {
+            return bad(format!("tensor parallelism {} must divide the {} heads, the {} key/value heads (or be a multiple of them) and the FFN width {}", self.tp, self.heads, self.kv_heads, self.ffn));
+        }
         if self.kind == StackKind::EncoderDecoder && self.decoder_layers == 0 {
             return bad("an encoder-decoder model needs decoder layers".into());
         }
@@ -197,6 +204,13 @@ impl TransformerConfig {
             }
         }
         Ok(())
+    }
+
+    /// One GPU's share under tensor parallelism: its heads, FFN columns and vocabulary
+    /// rows (key/value heads are replicated when there are fewer than GPUs).
+    pub fn shard(&self) -> TransformerConfig {
+        let tp = self.tp.max(1);
+        TransformerConfig { heads: self.heads / tp, kv_heads: (self.kv_heads / tp).max(1), ffn: self.ffn / tp, vocab: self.vocab.div_ceil(tp), ..self.clone() }
     }
 
     /// Tokens per sequence the model sees for a requested `seq_len` (vision models: the
@@ -234,6 +248,8 @@ pub fn build(name: &str, family: &str, cfg: &TransformerConfig, wl: Workload) ->
         )));
     }
     let mut g = Graph::new(name, family);
+    let local = cfg.shard();
+    let cfg = &local;
     let mut b = Builder { g: &mut g, cfg, batch: wl.batch };
     match cfg.kind {
         StackKind::Decoder => {
@@ -291,6 +307,16 @@ impl Builder<'_> {
         self.g.node(name, GraphOp::Elementwise { func: func.into(), numel, inputs }, ins, shape)
     }
 
+    /// Sums the partial results of a row-parallel layer across the tensor-parallel group.
+    fn tp_all_reduce(&mut self, name: &str, x: TensorId) -> TensorId {
+        if self.cfg.tp <= 1 {
+            return x;
+        }
+        let shape = self.g.shape(x).to_vec();
+        let numel = shape.iter().product();
+        self.g.node(name, GraphOp::AllReduce { numel }, &[x], shape)
+    }
+
     fn dropout(&mut self, name: &str, x: TensorId) -> TensorId {
         if self.cfg.dropout {
             self.elementwise(name, "dropout", &[x])
@@ -334,6 +360,7 @@ impl Builder<'_> {
         let ids = self.g.input(format!("{prefix}input_ids"), vec![batch, tokens], true);
         let table = self.g.weight(format!("{prefix}embed_tokens.weight"), vec![cfg.vocab, h]);
         let mut x = self.g.node(format!("{prefix}embed_tokens"), GraphOp::Embedding { tokens: batch * tokens, dim: h, vocab: cfg.vocab }, &[ids, table], self.act_shape(tokens, h));
+        x = self.tp_all_reduce(&format!("{prefix}embed_tokens.all_reduce"), x);
         if cfg.positions == Positions::Learned {
             let table = self.g.weight(format!("{prefix}embed_positions.weight"), vec![cfg.max_positions, h]);
             let pos = self.g.node(format!("{prefix}embed_positions"), GraphOp::Embedding { tokens, dim: h, vocab: cfg.max_positions }, &[ids, table], vec![1, tokens, h]);
@@ -440,6 +467,7 @@ impl Builder<'_> {
         let shape = self.act_shape(tokens, q_w);
         let a = self.g.node(format!("{p}.sdpa"), op, &ins, shape);
         let o = self.linear(&format!("{p}.o_proj"), a, tokens, q_w, h, bias);
+        let o = self.tp_all_reduce(&format!("{p}.o_proj.all_reduce"), o);
         self.dropout(&format!("{p}.dropout"), o)
     }
 
@@ -486,6 +514,7 @@ impl Builder<'_> {
         };
         let y = if cfg.dropout && cfg.kind == StackKind::EncoderDecoder { self.dropout(&format!("{p}.act_dropout"), y) } else { y };
         let down = lin(self, &format!("{p}.down_proj"), y, f, h);
+        let down = self.tp_all_reduce(&format!("{p}.down_proj.all_reduce"), down);
         self.dropout(&format!("{p}.dropout"), down)
     }
 

@@ -111,6 +111,9 @@ pub struct Options {
 pub struct Parallel {
     /// Data-parallel replicas: gradients all-reduced across them after backward.
     pub dp: u64,
+    /// Tensor-parallel degree (the graph is already one GPU's shard; its all-reduce
+    /// nodes run over this many GPUs).
+    pub tp: u64,
     /// Pipeline stages.
     pub pp: u64,
     /// Micro-batches per step (pipeline parallelism).
@@ -121,13 +124,13 @@ pub struct Parallel {
 
 impl Default for Parallel {
     fn default() -> Self {
-        Parallel { dp: 1, pp: 1, micro_batches: 1, gpus_per_node: 8 }
+        Parallel { dp: 1, tp: 1, pp: 1, micro_batches: 1, gpus_per_node: 8 }
     }
 }
 
 impl Parallel {
     pub fn gpus(&self) -> u64 {
-        self.dp * self.pp
+        self.dp * self.tp * self.pp
     }
     /// `(gpus, nodes, gpus_per_node)` of a collective over `n` of the run's GPUs.
     pub fn group(&self, n: u64) -> (u64, u64, u64) {
@@ -415,7 +418,14 @@ impl Lowerer<'_> {
             }
             GraphOp::Copy { numel } => one(ew("copy", *numel, 1), "elementwise"),
             GraphOp::View => Vec::new(),
+            GraphOp::AllReduce { numel } => vec![(String::new(), self.tp_all_reduce(*numel), None, 1.0)],
         }
+    }
+
+    /// The NCCL all-reduce of a tensor-parallel partial sum.
+    fn tp_all_reduce(&self, numel: u64) -> Op {
+        let (gpus, nodes, gpus_per_node) = self.opts.parallel.group(self.opts.parallel.tp.max(2));
+        Op::AllReduce { bytes: (numel as f64 * self.opts.precision.activation_bytes()).ceil() as u64, gpus, nodes, gpus_per_node }
     }
 
     fn forward(&mut self, node: &crate::graph::Node) -> Result<()> {
@@ -547,6 +557,8 @@ impl Lowerer<'_> {
             }
             GraphOp::Copy { numel } => add("grad", ew("copy", *numel, 1), Some("elementwise"), 1.0),
             GraphOp::View => {}
+            // Megatron's conjugate: the column-parallel input's gradient is all-reduced.
+            GraphOp::AllReduce { numel } => add("grad_all_reduce", self.tp_all_reduce(*numel), None, 1.0),
         }
         v
     }

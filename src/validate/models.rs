@@ -49,7 +49,8 @@ pub fn parse_row(file: &TraceFile, index: usize) -> Result<ModelRow, String> {
             let m = o.split_once('_').and_then(|(_, m)| m.parse().ok()).unwrap_or(1);
             (Execution::Eager, Parallel { pp: gpus, micro_batches: m, ..Parallel::default() })
         }
-        o => return Err(format!("option '{o}' ({gpus} GPUs): tensor parallelism is not simulated yet")),
+        o if o.starts_with("tp") => (Execution::Eager, Parallel { tp: gpus, ..Parallel::default() }),
+        o => return Err(format!("unknown option '{o}' (expected eager, compiled, dpN, tpN or ppN_M)")),
     };
     let tags = file.column(rec, "tags").unwrap_or("");
     // NeuSight built its models with `attn_implementation="eager"`; a row can say otherwise.
@@ -84,11 +85,12 @@ pub fn build_graph(row: &ModelRow, trace_dir: &Path) -> Result<Graph, String> {
     if let Some(cfg) = &row.config {
         let path = trace_dir.join(&row.source).join("configs").join(cfg);
         if path.exists() {
-            return crate::graph::hf_config::build_for_trace(&path, wl, row.options.mode == Mode::Training).map_err(|e| e.to_string());
+            return crate::graph::hf_config::build_for_trace(&path, wl, row.options.mode == Mode::Training, par.tp).map_err(|e| e.to_string());
         }
     }
     let mut m = zoo::find(&row.model).map_err(|e| e.to_string())?;
     if let Recipe::Transformer(c) = &mut m.recipe {
+        c.tp = par.tp;
         if row.options.mode == Mode::Training && matches!(c.head, Head::Classifier(_)) {
             c.head = Head::MaskedLm;
         }
