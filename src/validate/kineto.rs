@@ -467,7 +467,7 @@ pub fn place(trace: &KinetoTrace, dur_ms: &[f64]) -> Vec<Placed> {
             if let Some(w) = latest_before(s1 + 1.0, s0, None) {
                 if !pred_end[w].is_nan() {
                     let old = shift.get(tid).copied().unwrap_or(0.0);
-                    let wake = (s1 - end[w]).max(0.0);
+                    let wake = s1 - end[w];
                     let resume = (s0 + old).max(pred_end[w] + wake);
                     shift.insert(tid, resume - s1);
                 }
@@ -481,12 +481,17 @@ pub fn place(trace: &KinetoTrace, dur_ms: &[f64]) -> Vec<Placed> {
         let prev = last_on_stream.get(&e.stream).copied();
         let base_rec = launch.max(prev.map(|p| end[p]).unwrap_or(f64::NEG_INFINITY));
         let dep = if start[i] - base_rec > 1.0 { latest_before(start[i] + 0.5, base_rec, Some(e.stream)) } else { None };
-        let ready_rec = dep.map(|d| end[d]).unwrap_or(f64::NEG_INFINITY).max(base_rec);
+        // Each constraint: (recorded, predicted) time before which the event cannot
+        // start. One the recording itself broke (events on a stream overlapping by a µs
+        // of timestamp noise) is relaxed by as much.
+        let constraints = [
+            Some((launch, launch + host_shift)),
+            prev.map(|p| (end[p], pred_end[p])),
+            dep.map(|d| (end[d], pred_end[d])),
+        ];
+        let ready_rec = constraints.iter().flatten().map(|c| c.0.min(start[i])).fold(f64::NEG_INFINITY, f64::max);
         let latency = (start[i] - ready_rec).max(0.0);
-        let s = (launch + host_shift)
-            .max(prev.map(|p| pred_end[p]).unwrap_or(f64::NEG_INFINITY))
-            .max(dep.map(|d| pred_end[d]).unwrap_or(f64::NEG_INFINITY))
-            + latency;
+        let s = constraints.iter().flatten().map(|c| c.1 + (start[i] - c.0).min(0.0)).fold(f64::NEG_INFINITY, f64::max) + latency;
         pred_start[i] = s;
         pred_end[i] = s + dur_ms[i] * 1000.0;
         last_on_stream.insert(e.stream, i);

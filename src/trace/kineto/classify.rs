@@ -276,7 +276,7 @@ pub fn category_of_name(name: &str) -> Category {
 pub fn dtype_of_name(name: &str) -> Option<Dtype> {
     let l = name.to_ascii_lowercase();
     let has = |ps: &[&str]| ps.iter().any(|p| l.contains(p));
-    if l.contains("tf32") || has(&["s1688", "s16816"]) {
+    if l.contains("tf32") {
         Some(Dtype::Tf32)
     } else if has(&["bf16", "bfloat16"]) {
         Some(Dtype::Bf16)
@@ -286,6 +286,9 @@ pub fn dtype_of_name(name: &str) -> Option<Dtype> {
         Some(Dtype::Int8)
     } else if has(&["hgemm", "fp16", "f16", "h1688", "h884", "h16816", "hcudnn", "c10::half", "__half"]) {
         Some(Dtype::Fp16)
+    } else if has(&["s1688", "s16816"]) {
+        // CUTLASS/cuBLAS single-precision tensor-op GEMMs: TF32 tensor cores.
+        Some(Dtype::Tf32)
     } else if has(&["sgemm", "scudnn", "cgemm", "gcgemm", "f32", "<float"]) {
         Some(Dtype::Fp32)
     } else {
@@ -471,10 +474,15 @@ fn map_dims(op: &CpuOp, kind: OpKind, kernel_dtype: Option<Dtype>) -> Option<(Op
                         .then(|| tensor(op, 0))
                         .flatten()
                         .filter(|g| g.len() == 4)
-                        .and_then(|g| (1..=8u64).find_map(|st| {
-                            let need = (g[2].checked_sub(1)? * st + r).checked_sub(h)?;
-                            (need % 2 == 0 && need / 2 < r.max(1)).then_some((st, need / 2))
-                        }));
+                        .and_then(|g| {
+                            // The smallest stride, then the padding nearest "same", for
+                            // which (h + 2·pad − r) / stride + 1 gives the recorded output.
+                            (1..=8u64).find_map(|st| {
+                                let mut pads: Vec<u64> = (0..=r / 2).collect();
+                                pads.sort_by_key(|&p| (r / 2).abs_diff(p));
+                                pads.into_iter().find(|&p| h + 2 * p >= r && (h + 2 * p - r) / st + 1 == g[2]).map(|p| (st, p))
+                            })
+                        });
                     match solved {
                         Some(sp) => sp,
                         None => {
