@@ -547,7 +547,7 @@ fn map_dims(op: &CpuOp, kind: OpKind, kernel_dtype: Option<Dtype>) -> Option<(Op
                 "rms_norm" | "_fused_rms_norm" => (true, tensor(op, 2).map(numel).unwrap_or(*x.last()?)),
                 _ => return None,
             };
-            if cols == 0 || numel(x) % cols != 0 {
+            if cols == 0 || !numel(x).is_multiple_of(cols) {
                 return None;
             }
             let rows = numel(x) / cols;
