@@ -57,6 +57,7 @@ fn check_validation(r: &KinetoReplay) {
     let busy = (r.predicted_busy_ms - r.measured_busy_ms) / r.measured_busy_ms;
     eprintln!("busy measured {:.3} predicted {:.3} ({:+.1}%)", r.measured_busy_ms, r.predicted_busy_ms, 100.0 * busy);
     assert!(busy.abs() <= 0.10);
+    assert!(((r.predicted_kernel_busy_ms - r.measured_kernel_busy_ms) / r.measured_kernel_busy_ms).abs() <= 0.10);
     for s in &r.steps {
         assert!(((s.predicted_ms - s.measured_ms) / s.measured_ms).abs() <= 0.10, "{}", s.name);
     }

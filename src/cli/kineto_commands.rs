@@ -212,13 +212,17 @@ fn summary_text(trace: &KinetoTrace, r: &KinetoReplay) -> String {
         r.rows.len()
     );
     s += &category_table(r).render(Format::Table);
+    let change = |p: f64, m: f64| 100.0 * (p - m) / m.max(1e-12);
     s += &format!(
-        "\nGPU busy (union of GPU event intervals): measured {:.3} ms on {}, predicted {:.3} ms on {} ({:+.1}%)\n\n",
+        "\nGPU busy (union of GPU event intervals): measured {:.3} ms on {}, predicted {:.3} ms on {} ({:+.1}%); kernels alone: {:.3} ms, {:.3} ms ({:+.1}%)\n\n",
         r.measured_busy_ms,
         r.recorded_on,
         r.predicted_busy_ms,
         r.target,
-        100.0 * (r.predicted_busy_ms - r.measured_busy_ms) / r.measured_busy_ms.max(1e-12)
+        change(r.predicted_busy_ms, r.measured_busy_ms),
+        r.measured_kernel_busy_ms,
+        r.predicted_kernel_busy_ms,
+        change(r.predicted_kernel_busy_ms, r.measured_kernel_busy_ms),
     );
     s += &step_table(r).render(Format::Table);
     let kept: f64 = r.categories.values().map(|c| c.kept_ms).sum();
@@ -250,6 +254,8 @@ fn summary_json(trace: &KinetoTrace, r: &KinetoReplay) -> Value {
         "gpu_events": r.rows.len(),
         "measured_busy_ms": r.measured_busy_ms,
         "predicted_busy_ms": r.predicted_busy_ms,
+        "measured_kernel_busy_ms": r.measured_kernel_busy_ms,
+        "predicted_kernel_busy_ms": r.predicted_kernel_busy_ms,
         "categories": table_json(category_table(r)),
         "steps": table_json(step_table(r)),
     })

@@ -129,8 +129,12 @@ pub struct KinetoReplay {
     pub validation: bool,
     pub rows: Vec<KernelRow>,
     pub categories: BTreeMap<Category, CategoryTotals>,
+    /// Union of all GPU event intervals (kernels, memcpys, memsets), ms.
     pub measured_busy_ms: f64,
     pub predicted_busy_ms: f64,
+    /// Union of the kernel intervals alone, ms.
+    pub measured_kernel_busy_ms: f64,
+    pub predicted_kernel_busy_ms: f64,
     pub steps: Vec<StepTimes>,
     pub placed: Vec<Placed>,
 }
@@ -384,6 +388,9 @@ pub fn replay(trace: &KinetoTrace, mapped: &[Mapped], recorded: &Gpu, target: &G
     let placed = place(trace, &timeline_ms);
     let measured_busy_ms = union_ms(placed.iter().map(|p| (p.measured_start_us, p.measured_end_us)).collect());
     let predicted_busy_ms = union_ms(placed.iter().map(|p| (p.start_us, p.end_us)).collect());
+    let kernels = || placed.iter().filter(|p| trace.gpu[p.index].kind == GpuKind::Kernel);
+    let measured_kernel_busy_ms = union_ms(kernels().map(|p| (p.measured_start_us, p.measured_end_us)).collect());
+    let predicted_kernel_busy_ms = union_ms(kernels().map(|p| (p.start_us, p.end_us)).collect());
     let steps = step_times(trace, &placed);
     Ok(KinetoReplay {
         file: trace.path.display().to_string(),
@@ -394,6 +401,8 @@ pub fn replay(trace: &KinetoTrace, mapped: &[Mapped], recorded: &Gpu, target: &G
         categories,
         measured_busy_ms,
         predicted_busy_ms,
+        measured_kernel_busy_ms,
+        predicted_kernel_busy_ms,
         steps,
         placed,
     })
