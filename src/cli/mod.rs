@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions and printing; no simulation logic here.
 
 mod commands;
+mod kineto_commands;
 mod model_commands;
 
 use crate::error::{Error, Result};
@@ -114,13 +115,19 @@ pub enum Command {
         candidates: bool,
     },
     /// Predict every row of canonical trace files, on each row's GPU or on --gpu.
-    #[command(after_help = "With --format csv the output has every input column unchanged, then\n`predicted_ms` and `status` (empty when simulated, otherwise the reason), one row per input row.\n\nExamples:\n  phantom-gpu replay ../shared/traces/neusight.kernels.csv --format csv --output out.csv\n  phantom-gpu replay ../shared/traces/vidur.kernels.csv --gpu h100")]
+    #[command(after_help = "With --format csv the output has every input column unchanged, then\n`predicted_ms` and `status` (empty when simulated, otherwise the reason), one row per input row.\n\nExamples:\n  phantom-gpu replay ../shared/traces/neusight.kernels.csv --format csv --output out.csv\n  phantom-gpu replay ../shared/traces/vidur.kernels.csv --gpu h100\n\nPyTorch profiler (Kineto) traces, .json or .json.gz: per-category measured vs predicted\ntotals, GPU busy time and step times; --format csv gives one row per GPU kernel.\n  phantom-gpu replay ../shared/traces/kineto/alexnet-a100.json.gz\n  phantom-gpu replay trace.json.gz --gpu h100 --timeline h100.json\n  phantom-gpu replay trace.json.gz --recorded-on a100-40gb")]
     Replay {
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Predict on this GPU instead of the one each row names.
         #[arg(long)]
         gpu: Option<String>,
+        /// Kineto traces: the GPU the trace was recorded on (overrides its deviceProperties).
+        #[arg(long, value_name = "GPU")]
+        recorded_on: Option<String>,
+        /// Kineto traces: write the predicted timeline as Chrome-trace JSON (open in Perfetto).
+        #[arg(long, value_name = "FILE")]
+        timeline: Option<PathBuf>,
     },
     /// Replay every trace in a folder and report the error against the measurements.
     #[command(after_help = "Examples:\n  phantom-gpu validate\n  phantom-gpu validate --traces ../shared/traces --gpu t4 --op gemm\n  phantom-gpu validate --leave-one-gpu-out --format csv")]
@@ -245,7 +252,15 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::CompareModels { models, gpus, batch_sizes, run } => {
             model_commands::compare_models(&reg, models, gpus, batch_sizes, &run.args(), cli.global.format)?
         }
-        Command::Replay { files, gpu } => commands::replay(&reg, files, gpu.as_deref(), cli.global.format)?,
+        Command::Replay { files, gpu, recorded_on, timeline } => {
+            if kineto_commands::is_kineto(files)? {
+                kineto_commands::replay(&reg, files, gpu.as_deref(), recorded_on.as_deref(), timeline.as_ref(), cli.global.format)?
+            } else if recorded_on.is_some() || timeline.is_some() {
+                return Err(Error::Usage("--recorded-on and --timeline apply to Kineto traces (.json, .json.gz)".into()));
+            } else {
+                commands::replay(&reg, files, gpu.as_deref(), cli.global.format)?
+            }
+        }
         Command::Validate { traces, gpu, models: true, .. } => {
             let dir = traces.clone().unwrap_or_else(commands::default_traces);
             let g = gpu.as_deref().map(|g| reg.gpu(g).map(|x| x.key().to_string())).transpose()?;

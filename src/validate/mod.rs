@@ -1,6 +1,7 @@
 //! Replay of real traces and the error metrics that compare them with predictions.
 
 pub mod fit;
+pub mod kineto;
 pub mod metrics;
 pub mod models;
 pub mod replay;
