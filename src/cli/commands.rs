@@ -468,3 +468,39 @@ fn leave_one_gpu_out(files: &[TraceFile], scored: &[(GroupKey, usize, usize, f64
     errs.extend(all);
     Ok(errs.into_iter().map(|(k, v)| (k.clone(), validate::metrics::stats(k, v))).collect())
 }
+
+pub fn calibrate(reg: &Registry, traces: &[PathBuf], out: &Path, sweeps: usize, format: Format) -> Result<String> {
+    use crate::validate::calibrate;
+    let mut files = Vec::new();
+    for p in traces {
+        let f = TraceFile::read(p)?;
+        if f.kind != TraceKind::Kernels {
+            return Err(Error::File { path: p.display().to_string(), msg: "calibration reads kernel traces (gpu,op,dtype,shape,timing,measured_ms,...), not model traces".into() });
+        }
+        files.push(f);
+    }
+    let samples = calibrate::samples_of(reg, &files);
+    let c = calibrate::calibrate(reg, &samples, sweeps)?;
+    let command = format!("phantom-gpu calibrate --traces {} --out {}", traces.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" "), out.display());
+    std::fs::write(out, calibrate::overlay_toml(&c, &command)).map_err(|e| Error::Io { path: out.to_path_buf(), source: e })?;
+    let mut t = Table::new(&["scope", "parameter", "value", "rows"]);
+    for ((scope, name), (v, rows, _)) in &c.report.values {
+        t.push(vec![text(scope), text(name), num(*v), Value::from(*rows)]);
+    }
+    let mut s = format!(
+        "{} rows of GPUs {}.\n{}-fold cross-validated APE (each row predicted by a calibration that did not see it):\n  before: median {:.1}%, p90 {:.1}%\n  after:  median {:.1}%, p90 {:.1}%\nOverlay written to {} (fitted on all rows; apply it with --calibration).\n\n",
+        c.rows,
+        c.report.gpus.iter().cloned().collect::<Vec<_>>().join(", "),
+        calibrate::FOLDS,
+        c.before.0,
+        c.before.1,
+        c.after.0,
+        c.after.1,
+        out.display()
+    );
+    if format != Format::Table {
+        s.clear();
+    }
+    s += &t.render(format);
+    Ok(s)
+}

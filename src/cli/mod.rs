@@ -39,6 +39,9 @@ pub struct Global {
     /// the original PhantomGPU `[profiles.<name>]` layout). May be repeated.
     #[arg(long = "hardware-profiles", global = true, value_name = "FILE")]
     pub hardware_profiles: Vec<PathBuf>,
+    /// Apply a calibration overlay written by `phantom-gpu calibrate`.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub calibration: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -155,6 +158,18 @@ pub enum Command {
         #[arg(long)]
         models: bool,
     },
+    /// Calibrate the efficiency parameters and host costs on your own measurements
+    /// (canonical trace CSV), score it by 5-fold cross-validation, and write an overlay.
+    #[command(after_help = "Every row is scored by a calibration that did not see it (5 folds); the\noverlay is then fitted on all rows. Apply it with --calibration FILE on any command.\n\nExample:\n  phantom-gpu calibrate --traces my_gemms.csv --out calibration.toml\n  phantom-gpu benchmark --model llama2-7b --gpu a100 --calibration calibration.toml")]
+    Calibrate {
+        /// Canonical kernel trace files (`gpu,op,dtype,shape,timing,measured_ms,…`).
+        #[arg(long, required = true, num_args = 1..)]
+        traces: Vec<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[arg(long, default_value = "3")]
+        sweeps: usize,
+    },
     /// Fit the per-architecture efficiency parameters and the host launch cost on the fit
     /// rows of the traces (one row in ten), and optionally write them into isa/ and kernels/.
     #[command(after_help = "Examples:\n  phantom-gpu fit --traces ../shared/traces\n  phantom-gpu fit --traces ../shared/traces --write .")]
@@ -234,6 +249,9 @@ pub fn run(cli: Cli) -> Result<()> {
     for w in &reg.warnings {
         eprintln!("warning: {w}");
     }
+    if let Some(path) = &cli.global.calibration {
+        crate::validate::calibrate::apply(&mut reg, path)?;
+    }
     let out = match &cli.command {
         Command::ListGpus => commands::list_gpus(&reg, false, cli.global.format),
         Command::ListHardware { verbose } => commands::list_gpus(&reg, *verbose, cli.global.format),
@@ -244,6 +262,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 commands::predict(&reg, op, gpu, dtype, shape, timing, cli.global.format)?
             }
         }
+        Command::Calibrate { traces, out, sweeps } => commands::calibrate(&reg, traces, out, *sweeps, cli.global.format)?,
         Command::ListModels => model_commands::list_models(cli.global.format)?,
         Command::LoadModel { model, seq_len } => model_commands::load_model(model, *seq_len, cli.global.format)?,
         Command::Benchmark { model, gpu, batch_size, run, timeline } => {

@@ -154,7 +154,7 @@ pub const HOST_PARAMS: &[Param] = &[
     Param { name: "op_extra_us.linear", lo: 0.01, hi: 100.0, rows: |s| small_call(s, "gemm") && matches!(s.op, Op::Gemm { bias: true, .. }) },
 ];
 
-fn host_set(reg: &mut Registry, name: &str, v: f64) {
+pub fn host_set(reg: &mut Registry, name: &str, v: f64) {
     let l = &mut reg.templates.launch;
     match name.split_once('.') {
         Some(("op_extra_us", op)) => {
@@ -280,6 +280,15 @@ pub fn fit(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitReport {
     reg.templates.launch.eager_op_us = launch.eager_op_us;
     reg.templates.launch.op_extra_us.clear();
     reg.templates.launch.vendor_eager_op_us.clear();
+    let mut report = refine(reg, samples, sweeps);
+    pool_unfitted(reg, &mut report);
+    report
+}
+
+/// Adjusts, from their current values, the parameters that `samples` have enough rows
+/// for (20 per parameter); the others stay as they are. `fit` runs it from defaults;
+/// `calibrate` from the committed values, on a user's own measurements.
+pub fn refine(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitReport {
     let mut report = FitReport { gpus: samples.iter().map(|s| s.gpu.clone()).collect(), ..Default::default() };
     let archs: BTreeSet<String> = samples.iter().map(|s| s.arch.clone()).collect();
     for _ in 0..sweeps {
@@ -321,7 +330,6 @@ pub fn fit(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitReport {
             }
         }
     }
-    pool_unfitted(reg, &mut report);
     report
 }
 

@@ -1,5 +1,6 @@
 //! Replay of real traces and the error metrics that compare them with predictions.
 
+pub mod calibrate;
 pub mod fit;
 pub mod kineto;
 pub mod metrics;
