@@ -110,6 +110,7 @@ fn json<T: serde::Serialize>(items: &[T]) -> String {
 }
 
 /// `benchmark --prompt-len P --output-len O`: one generation per GPU.
+#[allow(clippy::too_many_arguments)]
 pub fn benchmark(reg: &Registry, model: &str, gpu_names: &[String], batch: u64, run: &RunFlags, llm: &LlmFlags, timeline: Option<&PathBuf>, format: Format) -> Result<String> {
     let (Some(prompt), Some(output)) = (llm.prompt_len, llm.output_len) else {
         return Err(Error::Usage("--prompt-len and --output-len go together (and --kv-dtype needs them)".into()));

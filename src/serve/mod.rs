@@ -18,7 +18,7 @@
 pub mod sim;
 
 use crate::error::{Error, Result};
-use crate::graph::{self, transformer::Workload, zoo, Graph};
+use crate::graph::{self, transformer::Workload, zoo, Graph, GraphOp};
 use crate::hw::{Gpu, Templates};
 use crate::lower::memory::{self, MemoryBreakdown};
 use crate::lower::{self, Mode, Options};
@@ -89,8 +89,14 @@ impl<'a> Engine<'a> {
         })
     }
 
+    /// The step's graph. A prefill computes logits for the last position of each prompt
+    /// only (vLLM; HuggingFace `generate`'s `logits_to_keep`): the sampler needs no more.
     fn graph(&self, batch: u64, seq_len: u64, past: u64) -> Result<Graph> {
-        graph::load_model(&self.model, Workload { batch, seq_len, past })
+        let mut g = graph::load_model(&self.model, Workload { batch, seq_len, past })?;
+        if seq_len > 1 {
+            last_token_logits(&mut g, batch, seq_len);
+        }
+        Ok(g)
     }
 
     /// One forward step of `batch` sequences with `seq_len` new tokens each over `past`
@@ -185,6 +191,22 @@ impl<'a> Engine<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// Narrows the LM head of a `batch × seq_len`-token step to one row per sequence.
+fn last_token_logits(g: &mut Graph, batch: u64, seq_len: u64) {
+    let mut narrowed = Vec::new();
+    for node in g.nodes.iter_mut().filter(|n| n.name == "lm_head") {
+        if let GraphOp::MatMul { m, n, .. } = &mut node.op {
+            if *m == batch * seq_len {
+                *m = batch;
+                narrowed.extend(node.outputs.iter().map(|&o| (o, *n)));
+            }
+        }
+    }
+    for (o, n) in narrowed {
+        g.tensors[o].shape = vec![batch, 1, n];
     }
 }
 
