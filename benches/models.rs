@@ -14,7 +14,7 @@ fn llama70b_prefill(c: &mut Criterion) {
     let gpu = reg.gpu("h100").unwrap();
     let model = zoo::find("llama2-70b").unwrap();
     let wl = Workload { batch: 1, seq_len: 4096, past: 0 };
-    let opts = Options { precision: Precision { dtype: Dtype::Fp16, int4_weights: false }, ..Options::default() };
+    let opts = Options { precision: Precision::of(Dtype::Fp16), ..Options::default() };
     c.bench_function("llama2_70b_prefill_4096_h100_end_to_end", |b| {
         b.iter(|| {
             let g = model.build(black_box(wl)).unwrap();

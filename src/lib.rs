@@ -13,6 +13,7 @@ pub mod kernel;
 pub mod lower;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod sim;
 pub mod trace;
 pub mod validate;

@@ -51,6 +51,27 @@ pub fn options_for(gpu: &Gpu, mut opts: Options) -> Options {
     opts
 }
 
+/// Whether the GPU can run a precision: 8-bit and bf16 compute need the tensor-core mode
+/// (the ISA table's rate for that dtype); fp32, tf32, fp16 and the weight-only formats
+/// (fp16 compute) run everywhere. The KV-cache dtype is storage only.
+pub fn check_precision(gpu: &Gpu, p: &lower::Precision) -> Result<()> {
+    use crate::kernel::Dtype;
+    let needs = match p.dtype {
+        Dtype::Fp8 => "Ada, Hopper, Blackwell or CDNA3",
+        Dtype::Int8 => "Turing or newer, or CDNA",
+        Dtype::Bf16 => "Ampere or newer, or CDNA",
+        _ => return Ok(()),
+    };
+    if gpu.tensor_flop_per_clk(p.dtype.name()).is_some() {
+        return Ok(());
+    }
+    Err(crate::error::Error::Unsupported {
+        gpu: gpu.key().to_string(),
+        what: format!("{} precision", p.dtype),
+        why: format!("{} ({}) tensor cores have no {} mode ({} tensor math needs {})", gpu.isa.name, gpu.profile.chip, p.dtype, p.dtype, needs),
+    })
+}
+
 /// What to keep of a run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Keep {
@@ -72,6 +93,7 @@ pub fn run_model(gpu: &Gpu, templates: &Templates, graph: &Graph, batch: u64, se
 /// GPU's share (its micro-batch); the run reports the global batch and throughput.
 pub fn run_lowered(gpu: &Gpu, templates: &Templates, graph: &Graph, dag: &KernelDag, batch: u64, seq_len: u64, keep: Keep) -> Result<ModelRun> {
     let opts = dag.options;
+    check_precision(gpu, &opts.precision)?;
     let hopper_plus = matches!(gpu.profile.architecture.as_str(), "hopper" | "blackwell");
     let mut mem = memory::estimate(graph, &opts, hopper_plus);
     let par = opts.parallel;

@@ -10,7 +10,7 @@ use phantom_gpu::run::{self, Keep, ModelRun};
 use predicates::prelude::*;
 
 fn opts(dtype: Dtype, mode: Mode, execution: Execution) -> Options {
-    Options { precision: Precision { dtype, int4_weights: false }, mode, execution, ..Options::default() }
+    Options { precision: Precision::of(dtype), mode, execution, ..Options::default() }
 }
 
 fn sim(model: &str, gpu: &str, batch: u64, seq: u64, o: Options) -> ModelRun {

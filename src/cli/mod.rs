@@ -3,6 +3,7 @@
 mod commands;
 mod kineto_commands;
 mod model_commands;
+mod serve_commands;
 
 use crate::error::{Error, Result};
 use crate::hw::Registry;
@@ -68,7 +69,7 @@ pub enum Command {
         seq_len: Option<u64>,
     },
     /// Simulate one step of a model on one or more GPUs: time, throughput, memory, fit.
-    #[command(after_help = "Examples:\n  phantom-gpu benchmark --model llama2-7b --gpu a100,h100 --batch-size 8 --seq-len 2048 --precision fp16\n  phantom-gpu benchmark --model bert-large --gpu v100 --batch-size 32 --mode training --precision fp32\n  phantom-gpu benchmark --model gpt2 --gpu 4090 --batch-size 16 --execution compiled --timeline gpt2.json\n  phantom-gpu benchmark --model llama3-8b --gpu l4 --batch-size 4 --seq-len 1 --past 4096 --format json")]
+    #[command(after_help = "Examples:\n  phantom-gpu benchmark --model llama2-7b --gpu a100,h100 --batch-size 8 --seq-len 2048 --precision fp16\n  phantom-gpu benchmark --model bert-large --gpu v100 --batch-size 32 --mode training --precision fp32\n  phantom-gpu benchmark --model gpt2 --gpu 4090 --batch-size 16 --execution compiled --timeline gpt2.json\n  phantom-gpu benchmark --model llama3-8b --gpu l4 --batch-size 4 --seq-len 1 --past 4096 --format json\n  phantom-gpu benchmark --model llama2-7b --gpu a100,h100 --prompt-len 512 --output-len 128 --execution cuda-graphs")]
     Benchmark {
         #[arg(long)]
         model: String,
@@ -79,10 +80,16 @@ pub enum Command {
         batch_size: u64,
         #[command(flatten)]
         run: RunFlags,
+        #[command(flatten)]
+        llm: serve_commands::LlmFlags,
         /// Write the predicted timeline as Chrome-trace JSON (open in Perfetto).
         #[arg(long, value_name = "FILE")]
         timeline: Option<PathBuf>,
     },
+    /// Simulate an LLM server: Poisson arrivals, continuous batching, a paged KV cache;
+    /// throughput and TTFT/TPOT/end-to-end latency percentiles.
+    #[command(after_help = "Examples:\n  phantom-gpu serve-sim --model llama2-7b --gpu a100 --rate 4 --prompt-len 512 --output-len 128\n  phantom-gpu serve-sim --model llama3-8b --gpu h100,l4 --rate 2 --prompt-len 1024 --output-len 256 --prompt-len-dist exp --seed 7 --format json")]
+    ServeSim(serve_commands::ServeSimArgs),
     /// Simulate several models × GPUs × batch sizes: a table of time, throughput, memory, OOM.
     #[command(after_help = "Example:\n  phantom-gpu compare-models --models llama2-7b,bert-large,resnet50 --gpus v100,a100,4090 --batch-sizes 1,8,32")]
     CompareModels {
@@ -265,9 +272,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Calibrate { traces, out, sweeps } => commands::calibrate(&reg, traces, out, *sweeps, cli.global.format)?,
         Command::ListModels => model_commands::list_models(cli.global.format)?,
         Command::LoadModel { model, seq_len } => model_commands::load_model(model, *seq_len, cli.global.format)?,
-        Command::Benchmark { model, gpu, batch_size, run, timeline } => {
+        Command::Benchmark { model, gpu, batch_size, run, llm, timeline } if llm.active() => {
+            serve_commands::benchmark(&reg, model, gpu, *batch_size, run, llm, timeline.as_ref(), cli.global.format)?
+        }
+        Command::Benchmark { model, gpu, batch_size, run, timeline, .. } => {
             model_commands::benchmark(&reg, model, gpu, *batch_size, &run.args(), timeline.as_ref(), cli.global.format)?
         }
+        Command::ServeSim(args) => serve_commands::serve_sim(&reg, args, cli.global.format)?,
         Command::CompareModels { models, gpus, batch_sizes, run } => {
             model_commands::compare_models(&reg, models, gpus, batch_sizes, &run.args(), cli.global.format)?
         }

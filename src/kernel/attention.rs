@@ -32,7 +32,13 @@ fn pick<'a>(t: &'a Templates, arch: &str, decode: bool, d: u64) -> Option<&'a At
 
 pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm: bool) -> Result<KernelEstimate> {
     let Op::Attention { b, hq, hkv, sq, skv, d, causal } = *op else { unreachable!() };
-    let mma_dtype = if dtype == Dtype::Fp32 { Dtype::Tf32 } else { dtype };
+    // An fp8 KV cache on a GPU without fp8 MMAs is dequantised to fp16 in the kernel
+    // (vLLM's fp8 KV cache on Ampere): fp8 bytes, fp16 math.
+    let mma_dtype = match dtype {
+        Dtype::Fp32 => Dtype::Tf32,
+        Dtype::Fp8 if gpu.tensor_flop_per_clk("fp8").is_none() => Dtype::Fp16,
+        d => d,
+    };
     let tensor = gpu.tensor_flop_per_clk(mma_dtype.name());
     let eff = &gpu.isa.efficiency;
     let sms = gpu.sms();

@@ -26,11 +26,31 @@ pub struct GemmProblem {
     /// Fraction of the main loop's issue slots left to the math (1 for a plain GEMM; less
     /// when the loop also computes im2col addresses or transforms, as in convolution).
     pub issue_share: f64,
+    /// Bytes per element of `B` as stored (the weight): `dtype.bytes()` for a plain GEMM,
+    /// less for weight-only quantised weights (scales included).
+    pub b_bytes: f64,
+    /// Instructions per `B` element each CTA spends converting the weight tile to the
+    /// compute dtype in its main loop (0 for a plain GEMM).
+    pub dequant_ops: f64,
 }
+
+/// Weights per fp16 scale of weight-only formats (GPTQ and AWQ's default group size).
+pub const QUANT_GROUP: f64 = 128.0;
+
+/// Instruction issues per weight to dequantise it in a GEMM main loop: the magic-number
+/// conversion (one LOP3 or PRMT and one HSUB2/HFMA2 per two weights) and the group scale
+/// (one HFMA2 per two), as FasterTransformer's and Marlin's converters do it. Estimate.
+pub const DEQUANT_OPS_PER_WEIGHT: f64 = 1.5;
 
 impl GemmProblem {
     pub fn new(b: u64, m: u64, n: u64, k: u64, bias: bool, dtype: Dtype) -> GemmProblem {
-        GemmProblem { b, m, n, k, bias, dtype, issue_share: 1.0 }
+        GemmProblem { b, m, n, k, bias, dtype, issue_share: 1.0, b_bytes: dtype.bytes(), dequant_ops: 0.0 }
+    }
+
+    /// A weight-only quantised GEMM: fp16 (or `dtype`) activations times a `bits`-bit
+    /// weight with one fp16 scale per `QUANT_GROUP` weights, dequantised in the main loop.
+    pub fn weight_only(m: u64, n: u64, k: u64, bits: u64, bias: bool, dtype: Dtype) -> GemmProblem {
+        GemmProblem { b_bytes: bits as f64 / 8.0 + 2.0 / QUANT_GROUP, dequant_ops: DEQUANT_OPS_PER_WEIGHT, ..GemmProblem::new(1, m, n, k, bias, dtype) }
     }
 }
 
@@ -68,11 +88,25 @@ fn math_rate(gpu: &Gpu, dtype: Dtype) -> Result<(MathPath, f64)> {
 
 /// Tiles the library would consider: this architecture's for the dtype and path, or,
 /// for an architecture without its own list, every architecture's.
-fn candidates<'a>(t: &'a Templates, gpu: &Gpu, dtype: Dtype, path: MathPath, batched: bool) -> Vec<&'a GemmTile> {
+fn candidates<'a>(t: &'a Templates, gpu: &Gpu, dtype: Dtype, path: MathPath, batched: bool, weight_only: bool) -> Vec<&'a GemmTile> {
     let lookup = if path == MathPath::Ffma { "fp32" } else { dtype.name() };
     let arch = gpu.profile.architecture.as_str();
+    if weight_only {
+        // Mixed-input kernels where the architecture has them; else the plain tiles.
+        let own: Vec<_> = t
+            .gemm
+            .tile
+            .iter()
+            .filter(|tile| tile.weight_only && tile.path == path && tile.dtypes.iter().any(|d| d == lookup) && tile.archs.iter().any(|a| a == arch))
+            .filter(|tile| ctas_per_sm(gpu, tile, dtype) > 0)
+            .collect();
+        if !own.is_empty() {
+            return own;
+        }
+    }
     let usable = |tile: &&GemmTile| {
-        tile.path == path
+        !tile.weight_only
+            && tile.path == path
             && tile.dtypes.iter().any(|d| d == lookup)
             && (tile.chips.is_empty() || tile.chips.contains(&gpu.profile.chip))
             && ctas_per_sm(gpu, tile, dtype) > 0
@@ -146,12 +180,16 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
     let rounds = ceil_div(q, c);
     let last = q - (rounds - 1) * c;
     let overhead = if tile.path == MathPath::Tensor { eff.tensor_cta_overhead_cycles } else { eff.cta_overhead_cycles };
+    // Integer/FP32 instruction lanes per SM per clock (the FFMA rate counts 2 per lane).
+    let alu_lanes = gpu.rates.int32_ops_per_clk.unwrap_or(gpu.rates.ffma_flop_per_clk / 2.0).max(1.0);
     // One round of `conc` CTAs resident together: cycles, and which resource bounds it.
     let round = |conc: f64| {
         let warps = conc * tile.threads as f64 / gpu.isa.warp_size as f64;
         let util = (warps / eff.warps_for_peak).min(1.0);
-        let math_step = conc * 2.0 * (tile.bm * tile.bn * tile.bk) as f64 / (rate * p.issue_share * util);
-        let load_step = conc * (tile.bm + tile.bn) as f64 * tile.bk as f64 * bytes / eff.l2_bytes_per_clk_per_sm;
+        // Weight-only GEMMs convert the B tile on the CUDA cores before the MMAs use it.
+        let dequant_step = conc * (tile.bn * tile.bk) as f64 * p.dequant_ops / (alu_lanes * util);
+        let math_step = conc * 2.0 * (tile.bm * tile.bn * tile.bk) as f64 / (rate * p.issue_share * util) + dequant_step;
+        let load_step = conc * (tile.bm as f64 * bytes + tile.bn as f64 * p.b_bytes) * tile.bk as f64 / eff.l2_bytes_per_clk_per_sm;
         let latency_step = lat.l2_hit_cycles / (tile.stages.max(2) - 1) as f64;
         let step = math_step.max(load_step).max(latency_step);
         let epilogue = conc * (tile.bm * tile.bn) as f64 * out_bytes / eff.l2_bytes_per_clk_per_sm;
@@ -167,19 +205,23 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
     };
     let (full_cycles, full_bound) = round(q.min(c) as f64);
     let (last_cycles, _) = round(last as f64);
-    let sm_cycles = if rounds > 1 { (rounds - 1) as f64 * full_cycles + last_cycles } else { last_cycles };
+    let mut sm_cycles = if rounds > 1 { (rounds - 1) as f64 * full_cycles + last_cycles } else { last_cycles };
+    if tile.persistent {
+        // One CTA per SM loops over its tiles: the fixed costs are paid once.
+        sm_cycles -= (rounds - 1) as f64 * (lat.dram_cycles + overhead);
+    }
     let sm_seconds = sm_cycles / (clock * 1e6);
 
     // DRAM: inputs re-read once per tile row/column a wave does not share.
     let a = (p.b * p.m * p.k) as f64 * bytes;
-    let bmat = (p.b * p.k * p.n) as f64 * bytes;
+    let bmat = (p.b * p.k * p.n) as f64 * p.b_bytes;
     let cmat = (p.b * p.m * p.n) as f64 * out_bytes;
     let footprint = a + bmat + cmat;
     let wave_ctas = (sms * c).min(ctas);
     let rows_in_wave = grid_m.min(wave_ctas).max(1) as f64;
     let cols_in_wave = ceil_div(wave_ctas, grid_m).min(grid_n).max(1) as f64;
     let tiles_a = ctas as f64 * (tile.bm as f64 * k_per as f64 * bytes) / cols_in_wave;
-    let tiles_b = ctas as f64 * (tile.bn as f64 * k_per as f64 * bytes) / rows_in_wave;
+    let tiles_b = ctas as f64 * (tile.bn as f64 * k_per as f64 * p.b_bytes) / rows_in_wave;
     let mut dram_bytes = if l2_warm && memory::fits_l2(gpu, footprint) {
         0.0
     } else if memory::fits_l2(gpu, a / p.b as f64 + bmat / p.b as f64) {
@@ -193,9 +235,11 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
         // Partial sums in fp32 written and read back by a reduction kernel.
         let partial = (p.b * p.m * p.n * split) as f64 * 4.0;
         dram_bytes += 2.0 * partial;
-        reduce_seconds = memory::stream_seconds(gpu, memory::Level::Dram, partial + cmat, partial + cmat, clock)
-            + eff.kernel_floor_us * 1e-6;
-        launches = 2;
+        reduce_seconds = memory::stream_seconds(gpu, memory::Level::Dram, partial + cmat, partial + cmat, clock);
+        if !tile.persistent {
+            reduce_seconds += eff.kernel_floor_us * 1e-6;
+            launches = 2;
+        }
     }
     let dram_seconds = dram_bytes / memory::dram_bytes_per_s(gpu);
     let (seconds, bound) = if dram_seconds > sm_seconds { (dram_seconds, Bound::Dram) } else { (sm_seconds, full_bound) };
@@ -216,7 +260,7 @@ pub fn candidates_timed(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_war
     let activity = if path == MathPath::Tensor { Activity::Tensor } else { Activity::Ffma };
     let sms = gpu.profile.compute.sm_count as u64;
     let mut out = vec![];
-    for tile in candidates(templates, gpu, p.dtype, path, p.b > 1) {
+    for tile in candidates(templates, gpu, p.dtype, path, p.b > 1, p.dequant_ops > 0.0) {
         for split in splits_for(&p, tile, sms) {
             let grid = ceil_div(p.m, tile.bm as u64) * ceil_div(p.n, tile.bn as u64) * p.b;
             let util = ((grid * split) as f64 / sms as f64).min(1.0);
@@ -249,7 +293,7 @@ fn splits_for(p: &GemmProblem, tile: &GemmTile, sms: u64) -> Vec<u64> {
 
 pub fn estimate(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_warm: bool) -> Result<KernelEstimate> {
     let (path, rate) = math_rate(gpu, p.dtype)?;
-    let tiles = candidates(templates, gpu, p.dtype, path, p.b > 1);
+    let tiles = candidates(templates, gpu, p.dtype, path, p.b > 1, p.dequant_ops > 0.0);
     if tiles.is_empty() {
         return Err(Error::Unsupported {
             gpu: gpu.key().to_string(),

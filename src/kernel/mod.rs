@@ -131,7 +131,8 @@ pub fn predict(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, timing: 
 /// `nn.Linear` module call (addmm), one without is a plain `torch.bmm`/`matmul`.
 pub fn host_call_kind(op: &Op) -> &'static str {
     match op {
-        Op::Gemm { bias: true, .. } => "linear",
+        Op::Gemm { bias: true, .. } | Op::QuantGemm { bias: true, .. } => "linear",
+        Op::QuantGemm { .. } => "gemm",
         other => other.name(),
     }
 }
@@ -184,6 +185,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
 pub fn estimate_on(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm: bool, node_type: Option<&str>) -> Result<KernelEstimate> {
     let mut est = match *op {
         Op::Gemm { b, m, n, k, bias } => gemm::estimate(gpu, templates, gemm::GemmProblem::new(b, m, n, k, bias, dtype), l2_warm)?,
+        Op::QuantGemm { m, n, k, bits, bias } => gemm::estimate(gpu, templates, gemm::GemmProblem::weight_only(m, n, k, bits, bias, dtype), l2_warm)?,
         Op::Conv2d { .. } => conv::estimate(gpu, templates, op, dtype, l2_warm)?,
         Op::Attention { .. } => attention::estimate(gpu, templates, op, dtype, l2_warm)?,
         Op::AllReduce { .. } | Op::SendRecv { .. } => collective::estimate(gpu, templates, op, dtype, node_type)?,

@@ -65,6 +65,9 @@ pub const ELEMENTWISE_FNS: &[&str] = &[
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     Gemm { b: u64, m: u64, n: u64, k: u64, bias: bool },
+    /// A GEMM whose weight (`B`, k×n) is stored as `bits`-bit integers with one fp16
+    /// scale per 128 weights, dequantised in the main loop (weight-only W4A16/W8A16).
+    QuantGemm { m: u64, n: u64, k: u64, bits: u64, bias: bool },
     Conv2d { n: u64, c: u64, h: u64, w: u64, k: u64, r: u64, s: u64, stride: u64, pad: u64 },
     Attention { b: u64, hq: u64, hkv: u64, sq: u64, skv: u64, d: u64, causal: bool },
     Elementwise { func: String, numel: u64, inputs: u64 },
@@ -79,7 +82,7 @@ pub enum Op {
 }
 
 pub const OP_NAMES: &[&str] = &[
-    "gemm", "conv2d", "attention", "elementwise", "softmax", "layernorm", "rmsnorm", "silu_mul", "rope",
+    "gemm", "quant_gemm", "conv2d", "attention", "elementwise", "softmax", "layernorm", "rmsnorm", "silu_mul", "rope",
     "embedding", "all_reduce", "send_recv",
 ];
 
@@ -143,6 +146,7 @@ impl Keys<'_> {
 pub fn expected_keys(op: &str) -> &'static str {
     match op {
         "gemm" => "b,m,n,k,bias",
+        "quant_gemm" => "m,n,k,bits,bias",
         "conv2d" => "n,c,h,w,k,r,s,stride,pad",
         "attention" => "b,hq,hkv,sq,skv,d,causal",
         "elementwise" => "fn,numel,inputs",
@@ -165,6 +169,13 @@ impl Op {
         let k = Keys { op: OP_NAMES.iter().find(|n| **n == name).unwrap(), map: parse_kv(&name, shape)? };
         Ok(match name.as_str() {
             "gemm" => Op::Gemm { b: k.int_or("b", 1)?, m: k.int("m")?, n: k.int("n")?, k: k.int("k")?, bias: k.flag("bias")? },
+            "quant_gemm" => {
+                let bits = k.int("bits")?;
+                if bits != 4 && bits != 8 {
+                    return Err(Error::Shape { op: name, msg: format!("bits={bits}: weight-only GEMMs store 4- or 8-bit weights") });
+                }
+                Op::QuantGemm { m: k.int("m")?, n: k.int("n")?, k: k.int("k")?, bits, bias: k.flag("bias")? }
+            }
             "conv2d" => {
                 let op = Op::Conv2d {
                     n: k.int("n")?,
@@ -250,6 +261,7 @@ impl Op {
     pub fn name(&self) -> &'static str {
         match self {
             Op::Gemm { .. } => "gemm",
+            Op::QuantGemm { .. } => "quant_gemm",
             Op::Conv2d { .. } => "conv2d",
             Op::Attention { .. } => "attention",
             Op::Elementwise { .. } => "elementwise",
@@ -268,6 +280,7 @@ impl Op {
     pub fn flops(&self) -> f64 {
         match *self {
             Op::Gemm { b, m, n, k, .. } => 2.0 * (b * m * n) as f64 * k as f64,
+            Op::QuantGemm { m, n, k, .. } => 2.0 * (m * n) as f64 * k as f64,
             Op::Conv2d { n, c, h, w, k, r, s, stride, pad } => {
                 let (p, q) = conv_out(h, w, r, s, stride, pad);
                 2.0 * (n * k) as f64 * (p * q) as f64 * (c * r * s) as f64

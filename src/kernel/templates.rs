@@ -48,6 +48,14 @@ pub struct GemmTile {
     /// "Sliced" kernels split k across warps inside the CTA (`_sliced1x4`).
     #[serde(default)]
     pub k_sliced: u32,
+    /// A mixed-input kernel for weight-only quantised weights (Marlin): chosen only for
+    /// those, and they only among such tiles where the architecture has any.
+    #[serde(default)]
+    pub weight_only: bool,
+    /// A persistent kernel (one CTA per SM looping over tiles, split-k reduced in the same
+    /// kernel): the CTA's fixed costs are paid once, and split-k launches no second kernel.
+    #[serde(default)]
+    pub persistent: bool,
     #[serde(default)]
     pub source: String,
 }

@@ -53,7 +53,8 @@ fn attention_internal_bytes(op: &GraphOp, opts: &Options, flash: bool) -> f64 {
 pub fn estimate(graph: &Graph, opts: &Options, hopper_or_newer: bool) -> MemoryBreakdown {
     let p = &opts.precision;
     let params = graph.params() as f64;
-    let weights = params * p.weight_bytes() + if p.int4_weights { params / 128.0 * 2.0 } else { 0.0 };
+    // Weight-only formats keep one fp16 scale per group of 128 weights (GPTQ/AWQ default).
+    let weights = params * p.weight_bytes() + if p.weight_only_bits().is_some() { params / 128.0 * 2.0 } else { 0.0 };
     let training = opts.mode == Mode::Training;
     let mixed = training && p.dtype.bytes() < 4.0;
     let gradients = if training { params * p.activation_bytes() } else { 0.0 };
@@ -72,7 +73,7 @@ pub fn estimate(graph: &Graph, opts: &Options, hopper_or_newer: bool) -> MemoryB
     // Training keeps no cache (keys and values are ordinary saved activations).
     for n in graph.nodes.iter().filter(|_| !training) {
         if let GraphOp::Attention { b, hkv, skv, d, causal: true, .. } = n.op {
-            kv_cache += 2.0 * (b * hkv * skv * d) as f64 * p.activation_bytes();
+            kv_cache += 2.0 * (b * hkv * skv * d) as f64 * p.kv_bytes();
         }
     }
     let activations = if training {

@@ -15,30 +15,75 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 use std::collections::HashMap;
 
-/// Numeric precision of a run: the compute dtype, and weight-only int4 quantisation.
+/// Numeric precision of a run: the compute dtype, weight-only quantisation, and the dtype
+/// of the KV cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Precision {
     pub dtype: Dtype,
-    /// Weights stored as 4-bit integers and dequantised before each matmul.
+    /// Weights stored as 4-bit integers (W4A16: fp16 compute, dequantised inside the GEMM).
     pub int4_weights: bool,
+    /// Weights stored as 8-bit integers (W8A16: fp16 compute, dequantised inside the GEMM).
+    pub int8_weights: bool,
+    /// Dtype the KV cache is stored in (`None`: the activation dtype).
+    pub kv_dtype: Option<Dtype>,
+}
+
+impl Default for Precision {
+    fn default() -> Self {
+        Precision::of(Dtype::Fp16)
+    }
 }
 
 impl Precision {
+    /// Plain `dtype` compute, weights and KV cache.
+    pub fn of(dtype: Dtype) -> Precision {
+        Precision { dtype, int4_weights: false, int8_weights: false, kv_dtype: None }
+    }
     pub fn parse(s: &str) -> Result<Precision> {
         let s = s.trim().to_lowercase();
         if matches!(s.as_str(), "int4" | "w4a16" | "int4-weight-only" | "w4") {
-            return Ok(Precision { dtype: Dtype::Fp16, int4_weights: true });
+            return Ok(Precision { int4_weights: true, ..Precision::of(Dtype::Fp16) });
+        }
+        if matches!(s.as_str(), "w8a16" | "int8-weight-only" | "w8") {
+            return Ok(Precision { int8_weights: true, ..Precision::of(Dtype::Fp16) });
         }
         Dtype::parse(&s)
-            .map(|dtype| Precision { dtype, int4_weights: false })
-            .map_err(|_| Error::Usage(format!("unknown precision '{s}' (expected fp32, tf32, fp16, bf16, fp8, int8 or int4)")))
+            .map(Precision::of)
+            .map_err(|_| Error::Usage(format!("unknown precision '{s}' (expected fp32, tf32, fp16, bf16, fp8, int8, int4 or w8a16)")))
+    }
+    /// The same precision with the KV cache stored as `kv` (fp16, bf16 or fp8).
+    pub fn with_kv(self, kv: &str) -> Result<Precision> {
+        let d = Dtype::parse(kv).map_err(|_| Error::Usage(format!("unknown KV-cache dtype '{kv}' (expected fp16, bf16 or fp8)")))?;
+        if !matches!(d, Dtype::Fp16 | Dtype::Bf16 | Dtype::Fp8) {
+            return Err(Error::Usage(format!("KV-cache dtype '{kv}' is not supported (expected fp16, bf16 or fp8)")));
+        }
+        Ok(Precision { kv_dtype: Some(d), ..self })
     }
     pub fn name(&self) -> String {
-        if self.int4_weights { "int4".into() } else { self.dtype.name().into() }
+        if self.int4_weights {
+            "int4".into()
+        } else if self.int8_weights {
+            "w8a16".into()
+        } else {
+            self.dtype.name().into()
+        }
+    }
+    /// Bits of a weight-only quantised weight, if the weights are quantised alone.
+    pub fn weight_only_bits(&self) -> Option<u64> {
+        if self.int4_weights {
+            Some(4)
+        } else if self.int8_weights {
+            Some(8)
+        } else {
+            None
+        }
     }
     /// Bytes per stored weight element.
     pub fn weight_bytes(&self) -> f64 {
-        if self.int4_weights { 0.5 } else { self.dtype.bytes() }
+        match self.weight_only_bits() {
+            Some(bits) => bits as f64 / 8.0,
+            None => self.dtype.bytes(),
+        }
     }
     /// Bytes per activation element (fp8/int8 runs keep activations in 16 bits between
     /// quantised matmuls, as TensorRT-LLM and vLLM do).
@@ -54,6 +99,14 @@ impl Precision {
             Dtype::Fp8 | Dtype::Int8 => Dtype::Fp16,
             d => d,
         }
+    }
+    /// The dtype of the KV cache: as given, else the activation dtype (vLLM's `auto`).
+    pub fn kv_cache_dtype(&self) -> Dtype {
+        self.kv_dtype.unwrap_or_else(|| self.activation_dtype())
+    }
+    /// Bytes per KV-cache element.
+    pub fn kv_bytes(&self) -> f64 {
+        self.kv_cache_dtype().bytes()
     }
 }
 
@@ -142,7 +195,7 @@ impl Parallel {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            precision: Precision { dtype: Dtype::Fp16, int4_weights: false },
+            precision: Precision::of(Dtype::Fp16),
             mode: Mode::Inference,
             execution: Execution::Eager,
             attention: AttentionImpl::Auto,
@@ -284,7 +337,7 @@ struct Lowerer<'a> {
 
 fn category(op: &Op) -> &'static str {
     match op {
-        Op::Gemm { .. } => "gemm",
+        Op::Gemm { .. } | Op::QuantGemm { .. } => "gemm",
         Op::Conv2d { .. } => "conv",
         Op::Attention { .. } => "attention",
         Op::Elementwise { .. } => "elementwise",
@@ -303,15 +356,27 @@ fn ew(func: &str, numel: u64, inputs: u64) -> Op {
 impl Lowerer<'_> {
     fn mm_dtype(&self) -> Dtype {
         match self.opts.precision.dtype {
-            Dtype::Fp32 if self.opts.precision.int4_weights => Dtype::Fp16,
+            Dtype::Fp32 if self.opts.precision.weight_only_bits().is_some() => Dtype::Fp16,
             d => d,
+        }
+    }
+
+    fn attention_dtype(&self) -> Dtype {
+        let p = &self.opts.precision;
+        match (p.kv_cache_dtype(), self.mm_dtype()) {
+            (Dtype::Fp8, _) => Dtype::Fp8,
+            (_, Dtype::Fp8 | Dtype::Int8) => p.activation_dtype(),
+            (_, mm) => mm,
         }
     }
 
     /// Appends a kernel depending on `deps`; returns its index.
     fn push(&mut self, name: String, op: Op, phase: Phase, host_call: Option<&'static str>, work: f64, deps: &[NodeIndex]) -> NodeIndex {
         let dtype = match op {
-            Op::Gemm { .. } | Op::Conv2d { .. } | Op::Attention { .. } => self.mm_dtype(),
+            Op::Gemm { .. } | Op::Conv2d { .. } | Op::QuantGemm { .. } => self.mm_dtype(),
+            // Attention reads and writes the KV cache in its dtype (fp8 KV: dequantised
+            // inside the kernel); it computes in 16 bits in fp8/int8 runs, as vLLM does.
+            Op::Attention { .. } => self.attention_dtype(),
             _ => self.opts.precision.activation_dtype(),
         };
         let category = category(&op);
@@ -334,7 +399,7 @@ impl Lowerer<'_> {
         match self.opts.attention {
             AttentionImpl::Flash => true,
             AttentionImpl::Eager => false,
-            AttentionImpl::Auto => self.opts.flash_available && matches!(self.opts.precision.dtype, Dtype::Fp16 | Dtype::Bf16 | Dtype::Fp8),
+            AttentionImpl::Auto => self.opts.flash_available && matches!(self.opts.precision.activation_dtype(), Dtype::Fp16 | Dtype::Bf16),
         }
     }
 
@@ -345,14 +410,13 @@ impl Lowerer<'_> {
         match op {
             GraphOp::MatMul { b, m, n, k, bias } => {
                 let has_weight = inputs.iter().any(|&t| self.g.tensors[t].role == Role::Weight);
-                let mut v = Vec::new();
-                if has_weight && self.opts.precision.int4_weights {
-                    // Dequantise the int4 weight to fp16 before the GEMM (unfused path).
-                    v.push((".dequant".into(), ew("mul", n * k, 1), Some("elementwise"), 1.0));
-                }
                 let call = if *bias { "linear" } else { "gemm" };
-                v.push((String::new(), Op::Gemm { b: *b, m: *m, n: *n, k: *k, bias: *bias }, Some(call), 1.0));
-                v
+                if let (true, 1, Some(bits)) = (has_weight, *b, self.opts.precision.weight_only_bits()) {
+                    // Weight-only quantisation: one mixed-input GEMM that dequantises the
+                    // weight tile in its main loop (Marlin, AWQ/GPTQ kernels).
+                    return vec![(String::new(), Op::QuantGemm { m: *m, n: *n, k: *k, bits, bias: *bias }, Some(call), 1.0)];
+                }
+                vec![(String::new(), Op::Gemm { b: *b, m: *m, n: *n, k: *k, bias: *bias }, Some(call), 1.0)]
             }
             GraphOp::Conv2d { n, c, h, w, k, r, s, stride, pad, groups, bias } => {
                 let g = (*groups).max(1);

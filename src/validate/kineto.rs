@@ -187,6 +187,7 @@ pub fn scale_factor(scale: Scale, from: &Gpu, to: &Gpu) -> f64 {
 pub fn shape_text(op: &Op) -> String {
     match op {
         Op::Gemm { b, m, n, k, bias } => format!("b={b},m={m},n={n},k={k},bias={}", u8::from(*bias)),
+        Op::QuantGemm { m, n, k, bits, bias } => format!("m={m},n={n},k={k},bits={bits},bias={}", u8::from(*bias)),
         Op::Conv2d { n, c, h, w, k, r, s, stride, pad } => format!("n={n},c={c},h={h},w={w},k={k},r={r},s={s},stride={stride},pad={pad}"),
         Op::Attention { b, hq, hkv, sq, skv, d, causal } => format!("b={b},hq={hq},hkv={hkv},sq={sq},skv={skv},d={d},causal={}", u8::from(*causal)),
         Op::Elementwise { func, numel, inputs } => format!("fn={func},numel={numel},inputs={inputs}"),

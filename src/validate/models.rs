@@ -58,7 +58,7 @@ pub fn parse_row(file: &TraceFile, index: usize) -> Result<ModelRow, String> {
         Some("flash") | Some("sdpa") => AttentionImpl::Flash,
         _ => AttentionImpl::Eager,
     };
-    let options = Options { precision: Precision { dtype, int4_weights: false }, mode, execution, attention, optimizer_step: false, flash_available: true, parallel };
+    let options = Options { precision: Precision::of(dtype), mode, execution, attention, optimizer_step: false, flash_available: true, parallel };
     Ok(ModelRow {
         gpu: f("gpu"),
         model: f("model"),

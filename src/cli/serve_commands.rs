@@ -1,0 +1,273 @@
+//! LLM generation (`benchmark --prompt-len P --output-len O`) and the serving simulation
+//! (`serve-sim`): flags and printing only; the logic is in `crate::serve`.
+
+use super::RunFlags;
+use crate::error::{Error, Result};
+use crate::hw::{Gpu, Registry};
+use crate::lower::{AttentionImpl, Execution, Options, Precision};
+use crate::report::{num, text, Format, Table};
+use crate::serve::sim::{self, LenDist, SimConfig, SimResult};
+use crate::serve::{self, Engine, Generation};
+use clap::Args;
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// The flags that turn `benchmark` into a whole generation.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LlmFlags {
+    /// Prompt tokens per sequence. With --output-len: simulate a whole generation (TTFT,
+    /// TPOT, decode tokens/s, end-to-end latency, peak memory) instead of one step.
+    #[arg(long)]
+    pub prompt_len: Option<u64>,
+    /// Tokens to generate per sequence (with --prompt-len).
+    #[arg(long)]
+    pub output_len: Option<u64>,
+    /// KV-cache dtype: fp16, bf16 or fp8 (default: the activation dtype). With
+    /// --prompt-len/--output-len.
+    #[arg(long)]
+    pub kv_dtype: Option<String>,
+}
+
+impl LlmFlags {
+    /// Whether a generation was asked for.
+    pub fn active(&self) -> bool {
+        self.prompt_len.is_some() || self.output_len.is_some() || self.kv_dtype.is_some()
+    }
+}
+
+/// `serve-sim`'s flags.
+#[derive(Args, Debug, Clone)]
+pub struct ServeSimArgs {
+    #[arg(long)]
+    pub model: String,
+    /// GPU key or alias; several separated by commas.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub gpu: Vec<String>,
+    /// Mean request arrival rate, requests per second (Poisson arrivals).
+    #[arg(long)]
+    pub rate: f64,
+    /// Mean prompt tokens per request.
+    #[arg(long)]
+    pub prompt_len: u64,
+    /// Mean output tokens per request.
+    #[arg(long)]
+    pub output_len: u64,
+    /// How prompt lengths vary: fixed, uniform (½ to 1½ × the mean), exp (exponential).
+    #[arg(long, value_enum, default_value = "fixed")]
+    pub prompt_len_dist: LenDist,
+    /// How output lengths vary (as --prompt-len-dist).
+    #[arg(long, value_enum, default_value = "fixed")]
+    pub output_len_dist: LenDist,
+    /// Requests to simulate.
+    #[arg(long, default_value = "1000")]
+    pub requests: u64,
+    /// Most requests running at once (vLLM's max_num_seqs).
+    #[arg(long, default_value = "256")]
+    pub max_batch: u64,
+    /// Most prompt tokens per prefill step (default: the model's context, at least 2048).
+    #[arg(long)]
+    pub max_batched_tokens: Option<u64>,
+    /// KV-cache memory in GiB (default: 90% of the GPU's memory minus weights, the largest
+    /// prefill's activations, workspace and context).
+    #[arg(long)]
+    pub kv_budget_gb: Option<f64>,
+    /// Seed of the arrival times and lengths: the same seed gives the same result.
+    #[arg(long, default_value = "0")]
+    pub seed: u64,
+    /// fp32, tf32, fp16, bf16, fp8, int8, int4 or w8a16 (weight-only, fp16 compute).
+    #[arg(long, default_value = "fp16")]
+    pub precision: String,
+    /// KV-cache dtype: fp16, bf16 or fp8 (default: the activation dtype).
+    #[arg(long)]
+    pub kv_dtype: Option<String>,
+    /// How steps run: cuda-graphs (vLLM's decode), eager or compiled.
+    #[arg(long, value_enum, default_value = "cuda-graphs")]
+    pub execution: Execution,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub attention: AttentionImpl,
+}
+
+fn precision(p: &str, kv: Option<&String>) -> Result<Precision> {
+    let p = Precision::parse(p)?;
+    match kv {
+        Some(kv) => p.with_kv(kv),
+        None => Ok(p),
+    }
+}
+
+fn gpus<'r>(reg: &'r Registry, names: &[String]) -> Result<Vec<&'r Gpu>> {
+    names.iter().map(|n| reg.gpu(n)).collect()
+}
+
+fn opt(v: Option<f64>) -> Value {
+    v.map(num).unwrap_or(Value::Null)
+}
+
+fn json<T: serde::Serialize>(items: &[T]) -> String {
+    let list: Vec<Value> = items.iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
+    let v = if list.len() == 1 { list[0].clone() } else { Value::Array(list) };
+    serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+}
+
+/// `benchmark --prompt-len P --output-len O`: one generation per GPU.
+#[allow(clippy::too_many_arguments)]
+pub fn benchmark(reg: &Registry, model: &str, gpu_names: &[String], batch: u64, run: &RunFlags, llm: &LlmFlags, timeline: Option<&PathBuf>, format: Format) -> Result<String> {
+    let (Some(prompt), Some(output)) = (llm.prompt_len, llm.output_len) else {
+        return Err(Error::Usage("--prompt-len and --output-len go together (and --kv-dtype needs them)".into()));
+    };
+    if run.seq_len.is_some() || run.past != 0 {
+        return Err(Error::Usage("--seq-len and --past describe one step; a generation (--prompt-len/--output-len) sets them itself".into()));
+    }
+    if timeline.is_some() {
+        return Err(Error::Usage("--timeline writes one step; use --seq-len/--past for the step you want to see".into()));
+    }
+    if batch == 0 {
+        return Err(Error::Usage("--batch-size must be at least 1".into()));
+    }
+    let opts = Options {
+        precision: precision(&run.precision, llm.kv_dtype.as_ref())?,
+        mode: run.mode,
+        execution: run.execution,
+        attention: run.attention,
+        optimizer_step: false,
+        flash_available: true,
+        parallel: Default::default(),
+    };
+    let mut runs = Vec::new();
+    for gpu in gpus(reg, gpu_names)? {
+        let engine = Engine::new(gpu, &reg.templates, model, opts)?;
+        runs.push(serve::generation(&engine, batch, prompt, output)?);
+    }
+    if format == Format::Json {
+        return Ok(json(&runs));
+    }
+    let mut t = Table::new(&[
+        "model", "gpu", "batch", "prompt_len", "output_len", "precision", "kv_dtype", "ttft_ms", "tpot_ms", "decode_tokens_per_s", "e2e_ms", "memory_gb", "gpu_memory_gb", "fits", "max_batch_fits",
+    ]);
+    for r in &runs {
+        t.push(vec![
+            text(&r.model),
+            text(&r.gpu),
+            Value::from(r.batch),
+            Value::from(r.prompt_len),
+            Value::from(r.output_len),
+            text(&r.precision),
+            text(&r.kv_dtype),
+            opt(r.ttft_ms),
+            opt(r.tpot_ms),
+            opt(r.decode_tokens_per_s),
+            opt(r.e2e_ms),
+            num(r.memory_gb),
+            num(r.gpu_memory_gb),
+            text(if r.fits { "yes" } else { "OOM" }),
+            Value::from(r.max_batch_fits),
+        ]);
+    }
+    let mut out = t.render(format);
+    if format == Format::Table {
+        out += &generation_notes(&runs);
+    }
+    Ok(out)
+}
+
+fn generation_notes(runs: &[Generation]) -> String {
+    let mut out = String::from("\nTTFT = prefill of the prompts (gives the first token); TPOT = mean of the output_len − 1 decode steps;\ne2e = TTFT + (output_len − 1) × TPOT. Peak memory counts the KV cache at prompt_len + output_len tokens.\n");
+    for r in runs {
+        let m = &r.memory;
+        out += &format!(
+            "{}: {:?}; memory {:.2} GiB = weights {:.2} + KV cache {:.2} + activations {:.2} + workspace {:.2} + context {:.2}",
+            r.gpu, r.execution, m.total_gb, m.weights_gb, m.kv_cache_gb, m.activations_gb, m.workspace_gb, m.context_gb
+        );
+        if let (Some(first), Some(last), Some(host), Some(frac)) = (r.tpot_first_ms, r.tpot_last_ms, r.decode_host_ms, r.decode_dram_fraction) {
+            out += &format!("; decode step {first:.3} → {last:.3} ms (host {host:.3} ms), {:.0}% of spec DRAM bandwidth", frac * 100.0);
+        }
+        out += if r.fits { "\n" } else { " — does not fit\n" };
+    }
+    out
+}
+
+/// `serve-sim`: the serving simulation on each GPU.
+pub fn serve_sim(reg: &Registry, a: &ServeSimArgs, format: Format) -> Result<String> {
+    let cfg = SimConfig {
+        rate: a.rate,
+        requests: a.requests,
+        prompt_len: a.prompt_len,
+        output_len: a.output_len,
+        prompt_dist: a.prompt_len_dist,
+        output_dist: a.output_len_dist,
+        max_batch: a.max_batch,
+        max_batched_tokens: a.max_batched_tokens,
+        kv_budget_gb: a.kv_budget_gb,
+        seed: a.seed,
+    };
+    sim::check(&cfg)?;
+    let opts = Options {
+        precision: precision(&a.precision, a.kv_dtype.as_ref())?,
+        execution: a.execution,
+        attention: a.attention,
+        optimizer_step: false,
+        ..Options::default()
+    };
+    let mut results = Vec::new();
+    for gpu in gpus(reg, &a.gpu)? {
+        let engine = Engine::new(gpu, &reg.templates, &a.model, opts)?;
+        results.push(sim::simulate(&engine, &cfg)?);
+    }
+    if format == Format::Json {
+        return Ok(json(&results));
+    }
+    let mut t = Table::new(&[
+        "model", "gpu", "rate", "requests_per_s", "output_tokens_per_s", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p90_ms", "e2e_p50_ms", "e2e_p99_ms", "mean_batch", "preemptions",
+    ]);
+    for r in &results {
+        t.push(vec![
+            text(&r.model),
+            text(&r.gpu),
+            num(r.config.rate),
+            num(r.request_throughput_per_s),
+            num(r.output_tokens_per_s),
+            num(r.ttft_ms.p50),
+            num(r.ttft_ms.p90),
+            num(r.ttft_ms.p99),
+            opt(r.tpot_ms.as_ref().map(|l| l.p50)),
+            opt(r.tpot_ms.as_ref().map(|l| l.p90)),
+            num(r.e2e_ms.p50),
+            num(r.e2e_ms.p99),
+            num(r.mean_decode_batch),
+            Value::from(r.preemptions),
+        ]);
+    }
+    let mut out = t.render(format);
+    if format == Format::Table {
+        out += &sim_notes(&results);
+    }
+    Ok(out)
+}
+
+fn sim_notes(results: &[SimResult]) -> String {
+    let mut out = String::new();
+    for r in results {
+        out += &format!(
+            "\n{}: {} requests ({} prompt + {} output tokens on average) over {:.1} s, {} precision, KV cache {}, {:?}.\n  KV budget {:.2} GiB = {} blocks of {} tokens: {} requests of {}+{} tokens at once; the largest batch of such generations that fits: {}.\n  {} prefill and {} decode steps from {} distinct simulated steps.\n",
+            r.gpu,
+            r.requests,
+            r.mean_prompt_len.round(),
+            r.mean_output_len.round(),
+            r.duration_s,
+            r.precision,
+            r.kv_dtype,
+            r.execution,
+            r.kv_budget_gb,
+            r.kv_blocks,
+            sim::BLOCK_TOKENS,
+            r.max_concurrent_kv,
+            r.config.prompt_len,
+            r.config.output_len,
+            r.max_batch_fits,
+            r.prefill_steps,
+            r.decode_steps,
+            r.simulated_steps,
+        );
+    }
+    out
+}
