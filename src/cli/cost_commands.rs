@@ -33,7 +33,11 @@ pub struct PriceFlags {
 
 impl PriceFlags {
     fn book(&self, reg: &Registry) -> Result<PriceBook> {
-        PriceBook::load(reg, &self.prices)
+        let book = PriceBook::load(reg, &self.prices)?;
+        for w in &book.warnings {
+            eprintln!("warning: {w}");
+        }
+        Ok(book)
     }
 }
 
@@ -642,7 +646,7 @@ pub fn list_prices(reg: &Registry, gpus: &[String], flags: &PriceFlags, format: 
     ]);
     let mut rows: Vec<&Price> = book.prices.iter().filter(|p| flags.pricing.admits(&p.pricing) && (wanted.is_empty() || wanted.contains(&p.gpu))).collect();
     rows.sort_by(|a, b| a.gpu.cmp(&b.gpu).then(a.usd_per_gpu_hour().total_cmp(&b.usd_per_gpu_hour())));
-    for p in rows {
+    for p in &rows {
         let current = match book.superseded_by(p) {
             None => "yes".to_string(),
             Some(newer) => format!("superseded ({})", newer.as_of),
@@ -672,7 +676,7 @@ pub fn list_prices(reg: &Registry, gpus: &[String], flags: &PriceFlags, format: 
     s += nl;
     s += &format!("Sources (every row's source is in --format json/csv, with the file and line it came from):{nl}");
     let mut seen = BTreeSet::new();
-    for p in &book.prices {
+    for p in &rows {
         if seen.insert(p.source.clone()) {
             s += &format!("  [{}] {}{nl}", p.source, p.cite.clone().unwrap_or_else(|| "(no citation)".into()));
         }

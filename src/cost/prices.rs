@@ -120,12 +120,15 @@ pub fn date_key(s: &str) -> Option<(u32, u32, u32)> {
 #[derive(Debug, Clone, Default)]
 pub struct PriceBook {
     pub prices: Vec<Price>,
+    /// Rows skipped (with file and line), to show the user.
+    pub warnings: Vec<String>,
 }
 
 impl PriceBook {
     /// The built-in prices (GPU names resolved against `reg`).
     pub fn builtin(reg: &Registry) -> Result<PriceBook> {
-        Ok(PriceBook { prices: parse(BUILTIN, BUILTIN_NAME, reg)? })
+        let (prices, warnings) = parse(BUILTIN, BUILTIN_NAME, reg)?;
+        Ok(PriceBook { prices, warnings })
     }
 
     /// The built-in prices plus `files`, in order.
@@ -141,7 +144,8 @@ impl PriceBook {
     /// (provider, instance, pricing).
     pub fn add_file(&mut self, path: &Path, reg: &Registry) -> Result<()> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
-        let rows = parse(&text, &path.display().to_string(), reg)?;
+        let (rows, warnings) = parse(&text, &path.display().to_string(), reg)?;
+        self.warnings.extend(warnings);
         self.add(rows);
         Ok(())
     }
@@ -195,8 +199,9 @@ const OPTIONAL: &[&str] = &[
 ];
 
 /// Parses a price file (the layout of `prices/cloud.toml`, which is also the layout of
-/// `../shared/hardware/cloud_prices.toml`). `name` is used in error messages.
-pub fn parse(text: &str, name: &str, reg: &Registry) -> Result<Vec<Price>> {
+/// `../shared/hardware/cloud_prices.toml`). `name` is used in error messages. Rows that
+/// give only a price range are skipped with a warning (there is no one price to rank by).
+pub fn parse(text: &str, name: &str, reg: &Registry) -> Result<(Vec<Price>, Vec<String>)> {
     let err = |offset: usize, msg: String| Error::Parse { path: name.to_string(), line: line_of(text, offset), msg };
     let doc = ImDocument::parse(text.to_string()).map_err(|e| {
         let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
@@ -232,16 +237,19 @@ pub fn parse(text: &str, name: &str, reg: &Registry) -> Result<Vec<Price>> {
         .as_array_of_tables()
         .ok_or_else(|| err(rows.span().map(|s| s.start).unwrap_or(0), "'price' must be [[price]] tables".into()))?;
     let mut out = Vec::new();
+    let mut warnings = Vec::new();
     for row in rows.iter() {
         let start = row.span().map(|s| s.start).unwrap_or(0);
-        if let Some(p) = parse_row(row, start, text, name, reg, &cites)? {
-            out.push(p);
+        match parse_row(row, start, text, name, reg, &cites)? {
+            Ok(p) => out.push(p),
+            Err(skipped) => warnings.push(skipped),
         }
     }
-    Ok(out)
+    Ok((out, warnings))
 }
 
-fn parse_row(row: &Table, start: usize, text: &str, name: &str, reg: &Registry, cites: &BTreeMap<String, String>) -> Result<Option<Price>> {
+/// A row, or (Ok(Err(why))) a row skipped with a reason.
+fn parse_row(row: &Table, start: usize, text: &str, name: &str, reg: &Registry, cites: &BTreeMap<String, String>) -> Result<std::result::Result<Price, String>> {
     let err = |offset: usize, msg: String| Error::Parse { path: name.to_string(), line: line_of(text, offset), msg };
     let at = |k: &str| row.get_key_value(k).and_then(|(key, _)| key.span()).map(|s| s.start).unwrap_or(start);
     for (k, _) in row.iter() {
@@ -293,19 +301,20 @@ fn parse_row(row: &Table, start: usize, text: &str, name: &str, reg: &Registry, 
     let usd_per_hour = match (number("instance_usd_per_hour")?, number("usd_per_gpu_hour")?) {
         (Some(i), _) => i,
         (None, Some(g)) => g * gpus as f64,
+        (None, None) if row.contains_key("instance_usd_per_hour_range") || row.contains_key("usd_per_gpu_hour_range") => {
+            return Ok(Err(format!(
+                "{name}:{}: skipped {} {}: it gives only a price range (add instance_usd_per_hour to use it)",
+                line_of(text, start),
+                string("provider")?,
+                string("instance")?
+            )));
+        }
         (None, None) => {
-            return Err(err(
-                start,
-                if row.contains_key("instance_usd_per_hour_range") {
-                    "[[price]] row gives only a price range; give instance_usd_per_hour (one price) to use it".into()
-                } else {
-                    "[[price]] row has no price: give instance_usd_per_hour (or usd_per_gpu_hour for a per-GPU listing)".into()
-                },
-            ))
+            return Err(err(start, "[[price]] row has no price: give instance_usd_per_hour (or usd_per_gpu_hour for a per-GPU listing)".into()));
         }
     };
     let source = string("source")?;
-    Ok(Some(Price {
+    Ok(Ok(Price {
         provider: string("provider")?,
         instance: string("instance")?,
         gpu: gpu.key().to_string(),
