@@ -115,9 +115,14 @@ impl Candidate {
     pub fn label(&self) -> String {
         format!("{} ×{}", self.gpu, self.gpu_count)
     }
-    /// `aws p5.48xlarge, $55.04/h as of 2026-06-17`.
+    /// `aws p5.48xlarge, $55.04/h, as of 2026-06-17` (and how close the listed GPU is to
+    /// the profile when it is not the same product).
     pub fn price_text(&self) -> String {
-        format!("{}, ${:.2}/h, {}", self.price.listing(), self.price.usd_per_hour, self.price.dated())
+        let mut s = format!("{}, ${:.2}/h, {}", self.price.listing(), self.price.usd_per_hour, self.price.dated());
+        if self.price.gpu_match != "exact" {
+            s += &format!(", listed GPU {} to {}", self.price.gpu_match, self.gpu);
+        }
+        s
     }
 }
 
@@ -385,7 +390,8 @@ pub fn targets_text(req: &Request, unit: Unit) -> String {
     }
 }
 
-/// One line per top choice (why it wins) and per rejected shape (why it loses).
+/// One line for each of the first `top` choices (why it wins, or what it costs more than #1
+/// and what it offers for that) and one per rejected shape (why it loses).
 pub fn explain(out: &Outcome, req: &Request, top: usize) -> Vec<String> {
     let unit = out.unit;
     let block = unit.block_name();
@@ -393,8 +399,9 @@ pub fn explain(out: &Outcome, req: &Request, top: usize) -> Vec<String> {
     let targets = targets_text(req, unit);
     if let Some(first) = out.ranked.first() {
         let p = first.plan.as_ref().unwrap();
+        let meets = if targets == "no targets given" { "among those that fit (no targets given)".to_string() } else { format!("that fits and meets {targets}") };
         lines.push(format!(
-            "#1 {} ({}): {} per {block}, the lowest cost per unit of work that fits and meets {targets}; {}, {:.1} ms per step, {} {}/s, {:.1} of {} GB per GPU.",
+            "#1 {} ({}): {} per {block}, the lowest cost per unit of work {meets}; {}, {:.1} ms per step, {} {}/s, {:.1} of {} GB per GPU.",
             first.label(),
             first.price_text(),
             fmt_usd(p.usd_per_block),
@@ -405,7 +412,7 @@ pub fn explain(out: &Outcome, req: &Request, top: usize) -> Vec<String> {
             p.memory_per_gpu_gb,
             first.gpu_memory_gb
         ));
-        for (i, c) in out.ranked.iter().enumerate().skip(1).take(top.saturating_sub(1).min(4)) {
+        for (i, c) in out.ranked.iter().enumerate().skip(1).take(top.saturating_sub(1)) {
             let q = c.plan.as_ref().unwrap();
             let more = (q.usd_per_block / p.usd_per_block - 1.0) * 100.0;
             let mut gain = Vec::new();

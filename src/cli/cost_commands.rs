@@ -548,6 +548,7 @@ pub fn recommend_gpu(reg: &Registry, model: &str, batch: u64, args: &RunArgs, fl
         "region",
         "pricing",
         "price_date",
+        "gpu_match",
         "cost_per_hour",
         "total_memory_gb",
         "memory_per_gpu_gb",
@@ -558,7 +559,8 @@ pub fn recommend_gpu(reg: &Registry, model: &str, batch: u64, args: &RunArgs, fl
         "all_reduce_ms",
         "why",
     ]);
-    let why = recommend::explain(&out, &req, flags.top);
+    // Every listed row gets its line in JSON/CSV; the text shows the first five.
+    let why = recommend::explain(&out, &req, flags.top.max(1));
     for (i, c) in out.ranked.iter().take(flags.top.max(1)).enumerate() {
         let p = c.plan.as_ref().unwrap();
         t.push(vec![
@@ -573,6 +575,7 @@ pub fn recommend_gpu(reg: &Registry, model: &str, batch: u64, args: &RunArgs, fl
             text(&c.price.region),
             text(&c.price.pricing),
             text(&c.price.as_of),
+            text(&c.price.gpu_match),
             num(c.price.usd_per_hour),
             num(c.total_memory_gb()),
             num(p.memory_per_gpu_gb),
@@ -604,10 +607,15 @@ pub fn recommend_gpu(reg: &Registry, model: &str, batch: u64, args: &RunArgs, fl
     );
     let nl = if format == Format::Markdown { "  \n" } else { "\n" };
     if !out.ranked.is_empty() {
-        s += &t.without(&["why", "tensor_parallel", "replicas", "region", "pricing", "throughput_per_s"]).render(format);
+        s += &t.without(&["why", "tensor_parallel", "replicas", "region", "pricing", "gpu_match", "throughput_per_s"]).render(format);
         s += "\n";
     }
-    for l in &why {
+    let ranked_lines = why.iter().filter(|l| l.starts_with('#')).count();
+    for (k, l) in why.iter().enumerate() {
+        // The first five ranked lines, then every reason a shape loses.
+        if l.starts_with('#') && k >= 5 && ranked_lines > 5 {
+            continue;
+        }
         s += l;
         s += nl;
     }
