@@ -2,15 +2,18 @@
 //!
 //! Data flows one way: `hw` (profiles, ISA tables) → `kernel` (one cost model per kernel
 //! kind, using `sim` for clocks and memory) → `trace`/`validate` (replay of real
-//! measurements) → `report` (tables, JSON, CSV). The binary in `main.rs` only parses
+//! measurements) → `report` (tables, JSON, CSV, Markdown, SVG plots, HTML); `cost` and
+//! `recommend` price simulated runs. The binary in `main.rs` only parses
 //! arguments and prints.
 
 pub mod cli;
+pub mod cost;
 pub mod error;
 pub mod graph;
 pub mod hw;
 pub mod kernel;
 pub mod lower;
+pub mod recommend;
 pub mod report;
 pub mod run;
 pub mod serve;

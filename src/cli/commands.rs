@@ -153,7 +153,7 @@ pub fn replay(reg: &Registry, files: &[PathBuf], gpu: Option<&str>, format: Form
                 }
                 out += &rendered;
             }
-            Format::Table => {
+            Format::Table | Format::Markdown => {
                 let mut groups: BTreeMap<(String, String), (usize, Vec<(f64, f64)>, f64, f64)> = BTreeMap::new();
                 for (rec, r) in file.rows.iter().zip(&rows) {
                     let (gpu_name, op_name, measured) = if file.kind == TraceKind::Kernels {
@@ -193,7 +193,7 @@ pub fn replay(reg: &Registry, files: &[PathBuf], gpu: Option<&str>, format: Form
             }
         }
     }
-    if format == Format::Table {
+    if matches!(format, Format::Table | Format::Markdown) {
         out = summary.render(format);
         out += "\nPer-row predictions: --format csv (input columns, predicted_ms, status).\n";
     }

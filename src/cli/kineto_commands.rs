@@ -117,7 +117,7 @@ pub fn replay(
                 out += &t.render(Format::Csv);
             }
             Format::Json => json.push(summary_json(&trace, &r)),
-            Format::Table => {
+            Format::Table | Format::Markdown => {
                 if !out.is_empty() {
                     out.push('\n');
                 }

@@ -2,6 +2,7 @@
 
 mod commands;
 mod kineto_commands;
+mod cost_commands;
 mod model_commands;
 mod serve_commands;
 
@@ -85,6 +86,8 @@ pub enum Command {
         /// Write the predicted timeline as Chrome-trace JSON (open in Perfetto).
         #[arg(long, value_name = "FILE")]
         timeline: Option<PathBuf>,
+        #[command(flatten)]
+        cost: cost_commands::CostFlags,
     },
     /// Simulate an LLM server: Poisson arrivals, continuous batching, a paged KV cache;
     /// throughput and TTFT/TPOT/end-to-end latency percentiles.
@@ -101,6 +104,33 @@ pub enum Command {
         batch_sizes: Vec<u64>,
         #[command(flatten)]
         run: RunFlags,
+        #[command(flatten)]
+        cost: cost_commands::CostFlags,
+        #[command(flatten)]
+        report: cost_commands::ReportFlags,
+    },
+    /// Rank priced GPUs and multi-GPU cloud instances for a model by cost per unit of work,
+    /// among those that fit in memory and meet the latency, throughput and budget targets.
+    #[command(after_help = "Examples:\n  phantom-gpu recommend-gpu --model llama2-7b --batch-size 8 --seq-len 2048 --max-latency-ms 500\n  phantom-gpu recommend-gpu --model llama2-70b --precision fp16 --seq-len 1 --past 2048 --batch-size 16 --target-throughput 1000\n  phantom-gpu recommend-gpu --model resnet50 --batch-size 64 --budget 500 --per month --format json\n  phantom-gpu recommend-gpu --model bert-large --mode training --batch-size 32 --seq-len 512 --prices my_prices.toml")]
+    RecommendGpu {
+        #[arg(long)]
+        model: String,
+        /// Batch per copy of the model (an instance with several copies runs one batch each).
+        #[arg(long, default_value = "1")]
+        batch_size: u64,
+        #[command(flatten)]
+        run: RunFlags,
+        #[command(flatten)]
+        flags: cost_commands::RecommendFlags,
+    },
+    /// List the cloud prices the cost commands use, with region, date and source.
+    #[command(after_help = "Examples:\n  phantom-gpu list-prices\n  phantom-gpu list-prices --gpu h100,a100 --pricing any\n  phantom-gpu list-prices --prices my_prices.toml --format json")]
+    ListPrices {
+        /// Only these GPUs (keys or aliases, separated by commas).
+        #[arg(long, value_delimiter = ',')]
+        gpu: Vec<String>,
+        #[command(flatten)]
+        prices: cost_commands::PriceFlags,
     },
     /// Predict one kernel on one or more GPUs.
     #[command(after_help = "Shape keys per op:\n  gemm         b,m,n,k,bias\n  conv2d       n,c,h,w,k,r,s,stride,pad\n  attention    b,hq,hkv,sq,skv,d,causal\n  elementwise  fn,numel,inputs\n  softmax|layernorm|rmsnorm  rows,cols\n  silu_mul     tokens,cols\n  rope         tokens,hq,hkv,d\n  embedding    tokens,dim,vocab\n  all_reduce|send_recv  bytes,gpus,nodes,gpus_per_node\n\nExamples:\n  phantom-gpu predict gemm --gpu a100,h100 --dtype fp16 --shape m=4096,n=4096,k=4096\n  phantom-gpu predict attention --gpu h100 --dtype bf16 --shape b=8,hq=32,hkv=8,sq=1,skv=4096,d=128\n  phantom-gpu predict conv2d --gpu t4 --dtype fp32 --shape n=32,c=64,h=56,w=56,k=64,r=3,s=3,stride=1,pad=1 --format json")]
@@ -272,14 +302,24 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Calibrate { traces, out, sweeps } => commands::calibrate(&reg, traces, out, *sweeps, cli.global.format)?,
         Command::ListModels => model_commands::list_models(cli.global.format)?,
         Command::LoadModel { model, seq_len } => model_commands::load_model(model, *seq_len, cli.global.format)?,
-        Command::Benchmark { model, gpu, batch_size, run, llm, timeline } if llm.active() => {
+        Command::Benchmark { model, gpu, batch_size, run, llm, timeline, .. } if llm.active() => {
             serve_commands::benchmark(&reg, model, gpu, *batch_size, run, llm, timeline.as_ref(), cli.global.format)?
+        }
+        Command::Benchmark { model, gpu, batch_size, run, timeline, cost, .. } if cost.active() => {
+            cost_commands::benchmark(&reg, model, gpu, *batch_size, &run.args(), timeline.as_ref(), cost, cli.global.format)?
         }
         Command::Benchmark { model, gpu, batch_size, run, timeline, .. } => {
             model_commands::benchmark(&reg, model, gpu, *batch_size, &run.args(), timeline.as_ref(), cli.global.format)?
         }
         Command::ServeSim(args) => serve_commands::serve_sim(&reg, args, cli.global.format)?,
-        Command::CompareModels { models, gpus, batch_sizes, run } => {
+        Command::CompareModels { models, gpus, batch_sizes, run, cost, report } if cost.active() || report.active() => {
+            cost_commands::compare_models(&reg, models, gpus, batch_sizes, &run.args(), cost, report, cli.global.format)?
+        }
+        Command::RecommendGpu { model, batch_size, run, flags } => {
+            cost_commands::recommend_gpu(&reg, model, *batch_size, &run.args(), flags, cli.global.format)?
+        }
+        Command::ListPrices { gpu, prices } => cost_commands::list_prices(&reg, gpu, prices, cli.global.format)?,
+        Command::CompareModels { models, gpus, batch_sizes, run, .. } => {
             model_commands::compare_models(&reg, models, gpus, batch_sizes, &run.args(), cli.global.format)?
         }
         Command::Replay { files, gpu, recorded_on, timeline } => {

@@ -25,7 +25,7 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    fn options(&self) -> Result<Options> {
+    pub(super) fn options(&self) -> Result<Options> {
         Ok(Options {
             precision: Precision::parse(&self.precision)?,
             mode: self.mode,
@@ -37,7 +37,7 @@ impl RunArgs {
         })
     }
     /// One GPU's share of the step: the global batch over replicas and micro-batches.
-    fn workload(&self, model: &str, batch: u64) -> Result<Workload> {
+    pub(super) fn workload(&self, model: &str, batch: u64) -> Result<Workload> {
         if batch == 0 {
             return Err(Error::Usage("--batch-size must be at least 1".into()));
         }
@@ -109,7 +109,7 @@ fn run_one(reg: &Registry, gpu: &Gpu, g: &Graph, wl: Workload, opts: Options, ke
     run::run_model(gpu, &reg.templates, g, wl.batch, wl.seq_len, opts, run::Keep { time_even_if_oom: false, kernels: keep_kernels })
 }
 
-fn run_row(r: &ModelRun) -> Vec<Value> {
+pub(super) fn run_row(r: &ModelRun) -> Vec<Value> {
     vec![
         text(&r.model),
         text(&r.gpu),
@@ -124,7 +124,7 @@ fn run_row(r: &ModelRun) -> Vec<Value> {
     ]
 }
 
-const RUN_HEADERS: &[&str] = &["model", "gpu", "batch", "seq_len", "precision", "latency_ms", "throughput_per_s", "memory_gb", "gpu_memory_gb", "fits"];
+pub(super) const RUN_HEADERS: &[&str] = &["model", "gpu", "batch", "seq_len", "precision", "latency_ms", "throughput_per_s", "memory_gb", "gpu_memory_gb", "fits"];
 
 pub fn benchmark(reg: &Registry, model: &str, gpus: &[String], batch: u64, args: &RunArgs, timeline: Option<&PathBuf>, format: Format) -> Result<String> {
     let wl = args.workload(model, batch)?;

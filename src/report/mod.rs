@@ -1,5 +1,11 @@
 //! Output: one `Table` of typed cells rendered as an aligned text table, JSON (a list of
-//! objects) or CSV. Commands build a table; they never format by hand.
+//! objects), CSV or a Markdown table (`markdown.rs`). Commands build a table; they never
+//! format by hand. `plot.rs` draws SVG charts and `html.rs` puts tables and charts on one
+//! self-contained page.
+
+pub mod html;
+pub mod markdown;
+pub mod plot;
 
 use serde_json::{Map, Value};
 
@@ -8,6 +14,8 @@ pub enum Format {
     Table,
     Json,
     Csv,
+    /// A GitHub-flavoured Markdown table.
+    Markdown,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -17,7 +25,7 @@ pub struct Table {
 }
 
 /// A number rounded for display (tables) but kept exact in JSON/CSV.
-fn cell_text(v: &Value) -> String {
+pub(crate) fn cell_text(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
@@ -58,8 +66,23 @@ impl Table {
         self.rows.push(row);
     }
 
+    /// The same table without the named columns.
+    pub fn without(&self, drop: &[&str]) -> Table {
+        let keep: Vec<usize> = (0..self.headers.len()).filter(|&i| !drop.contains(&self.headers[i].as_str())).collect();
+        Table {
+            headers: keep.iter().map(|&i| self.headers[i].clone()).collect(),
+            rows: self.rows.iter().map(|r| keep.iter().map(|&i| r[i].clone()).collect()).collect(),
+        }
+    }
+
+    /// Whether every cell of a column is a number or empty (right-aligned).
+    pub(crate) fn numeric_column(&self, i: usize) -> bool {
+        self.rows.iter().all(|r| matches!(r[i], Value::Number(_) | Value::Null))
+    }
+
     pub fn render(&self, format: Format) -> String {
         match format {
+            Format::Markdown => markdown::render(self),
             Format::Json => {
                 let list: Vec<Value> = self
                     .rows
@@ -90,9 +113,7 @@ impl Table {
                         width[i] = width[i].max(c.chars().count());
                     }
                 }
-                let numeric: Vec<bool> = (0..self.headers.len())
-                    .map(|i| self.rows.iter().all(|r| matches!(r[i], Value::Number(_) | Value::Null)))
-                    .collect();
+                let numeric: Vec<bool> = (0..self.headers.len()).map(|i| self.numeric_column(i)).collect();
                 let line = |cells: &[String]| {
                     cells
                         .iter()
