@@ -2,33 +2,25 @@
 //! while fitting in memory and meeting the user's latency, throughput and budget targets.
 //!
 //! The rule for an instance with N GPUs (kept simple on purpose; stated in the output):
-//! * It runs N/t replicas of a t-way tensor-parallel split, t a power of two dividing N.
+//! * It runs N/t replicas of a t-way tensor-parallel shard, t a power of two dividing N.
 //!   t = 1 is plain data parallelism (N copies of the model, each with `--batch-size`);
-//!   t > 1 splits the weights (and gradients, optimizer state and KV cache) t ways, as
-//!   Megatron-style tensor parallelism does, and keeps a whole copy of the activations on
-//!   each GPU: memory per GPU = (weights + gradients + optimizer + KV cache) / t +
-//!   activations, plus allocator overhead, workspace and context as in `lower::memory`.
-//!   Every t whose split fits is tried; the one with the lowest cost per unit of work that
-//!   meets the targets is shown.
-//! * Time of a t-way split: the single-GPU step with its GPU time divided by t (an ideal
-//!   split: optimistic, since smaller GEMMs run less efficiently) but never less than the
-//!   host's time to issue the kernels (which a split does not shrink), plus two NCCL
-//!   all-reduces of the layer output per attention layer in a forward pass (four in
-//!   training), timed by `kernel::collective` on the GPU's own node fabric. Training with
-//!   several replicas adds one all-reduce of the gradients (not overlapped with the
-//!   backward pass: an upper bound, PyTorch DDP hides most of it).
-//! * Only single instances are considered (no multi-node jobs), and a split of a model
-//!   without attention layers (CNNs) is not modelled.
-//! * Cost per unit of work = instance $/hour ÷ (replicas × work per second of one replica).
+//!   t > 1 is Megatron tensor parallelism as `benchmark --tp t` simulates it (heads, FFN
+//!   and vocabulary split t ways, an NCCL all-reduce after each row-parallel projection,
+//!   timed by `kernel::collective` on the instance's node fabric), so memory per GPU and
+//!   step time are the shard's own. Every t whose shard fits is tried; the one with the
+//!   lowest cost per unit of work that meets the targets is shown.
+//! * Inference replicas are independent. Training replicas all-reduce their gradients
+//!   (`--dp`: bucketed, overlapped with the backward pass as PyTorch DDP does).
+//! * Only single instances are considered (no multi-node jobs). Models the transformer
+//!   builder cannot shard (CNNs, ONNX graphs) run unsplit.
+//! * Cost per unit of work = instance $/hour ÷ (the instance's work per second).
 
 use crate::cost::{self, Price, PriceBook, Pricing, Unit};
-use crate::error::Result;
-use crate::graph::{Graph, GraphOp};
+use crate::error::{Error, Result};
+use crate::graph::Graph;
 use crate::hw::Registry;
-use crate::kernel::{collective, Dtype, Op};
-use crate::lower::memory::{MemoryBreakdown, ALLOCATOR_OVERHEAD};
-use crate::lower::{Mode, Options};
-use crate::run::{self, Keep, ModelRun};
+use crate::lower::{Mode, Options, Parallel};
+use crate::run::{self, Keep};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -71,7 +63,7 @@ pub struct Plan {
     pub memory_per_gpu_gb: f64,
     /// Time of one step of one replica, ms (includes `all_reduce_ms`).
     pub latency_ms: f64,
-    /// Of which all-reduces, ms.
+    /// GPU time in collectives (all-reduces) per step, ms.
     pub all_reduce_ms: f64,
     /// Samples (sequences, images) per second of the whole instance.
     pub throughput_per_s: f64,
@@ -119,8 +111,11 @@ impl Candidate {
     /// the profile when it is not the same product).
     pub fn price_text(&self) -> String {
         let mut s = format!("{}, ${:.2}/h, {}", self.price.listing(), self.price.usd_per_hour, self.price.dated());
-        if self.price.gpu_match != "exact" {
-            s += &format!(", listed GPU {} to {}", self.price.gpu_match, self.gpu);
+        match self.price.gpu_match.as_str() {
+            "exact" => {}
+            "related" => s += &format!(", listed GPU only related to the {}", self.gpu),
+            "variant-unstated" => s += ", form factor unstated",
+            other => s += &format!(", listed GPU: {other}"),
         }
         s
     }
@@ -137,40 +132,12 @@ pub struct Outcome {
     pub unpriced: Vec<String>,
 }
 
-/// Memory per GPU (GiB) when weights, gradients, optimizer state and KV cache are split
-/// `t` ways and activations are not.
-pub fn split_memory_gb(m: &MemoryBreakdown, t: u32, training: bool) -> f64 {
-    let kv = if training { 0.0 } else { m.kv_cache_gb };
-    ((m.weights_gb + m.gradients_gb + m.optimizer_gb + kv) / t as f64 + m.activations_gb) * (1.0 + ALLOCATOR_OVERHEAD) + m.workspace_gb + m.context_gb
-}
-
-/// Bytes of each all-reduce a tensor-parallel step makes, with how many times it runs:
-/// the layer output (tokens × heads × head size) after attention and after the MLP, per
-/// attention layer; twice more in training (backward).
-fn tp_all_reduces(graph: &Graph, opts: &Options) -> BTreeMap<u64, u64> {
-    let per_layer = if opts.mode == Mode::Training { 4 } else { 2 };
-    let bytes_per = opts.precision.activation_bytes();
-    let mut out: BTreeMap<u64, u64> = BTreeMap::new();
-    for (i, n) in graph.nodes.iter().enumerate() {
-        if let GraphOp::Attention { b, hq, sq, d, .. } = n.op {
-            let bytes = ((b * sq * hq * d) as f64 * bytes_per) as u64;
-            *out.entry(bytes).or_default() += per_layer * graph.runs_of(i);
-        }
-    }
-    out
-}
-
-fn all_reduce_ms(reg: &Registry, gpu: &crate::hw::Gpu, bytes: u64, n: u32) -> Result<f64> {
-    if n < 2 || bytes == 0 {
-        return Ok(0.0);
-    }
-    let op = Op::AllReduce { bytes, gpus: n as u64, nodes: 1, gpus_per_node: n as u64 };
-    Ok(collective::estimate(gpu, &reg.templates, &op, Dtype::Fp16, None)?.kernel_ms)
-}
-
-/// Ranks every priced instance shape for `graph` (built for `req.batch` × `req.seq_len`).
-pub fn recommend(reg: &Registry, graph: &Graph, req: &Request, book: &PriceBook) -> Result<Outcome> {
-    let unit = Unit::of(graph);
+/// Ranks every priced instance shape for a model. `build(t)` builds one GPU's shard of the
+/// model under `t`-way tensor parallelism (`graph::load_model_tp`) for `req.batch` ×
+/// `req.seq_len`; `t = 1` is the whole model.
+pub fn recommend(reg: &Registry, build: &(dyn Fn(u64) -> Result<Graph> + Sync), req: &Request, book: &PriceBook) -> Result<Outcome> {
+    let whole = build(1)?;
+    let unit = Unit::of(&whole);
     let training = req.opts.mode == Mode::Training;
     // Cheapest listing of each (GPU, count).
     let mut shapes: BTreeMap<(String, u32), Vec<&Price>> = BTreeMap::new();
@@ -180,155 +147,134 @@ pub fn recommend(reg: &Registry, graph: &Graph, req: &Request, book: &PriceBook)
     for v in shapes.values_mut() {
         v.sort_by(|a, b| a.usd_per_hour.total_cmp(&b.usd_per_hour).then(b.date_key().cmp(&a.date_key())));
     }
-    // One single-GPU simulation per GPU, timed even when it does not fit (a split may).
-    let gpus: Vec<String> = {
-        let mut g: Vec<String> = shapes.keys().map(|k| k.0.clone()).collect();
-        g.dedup();
-        g
-    };
-    let singles: BTreeMap<String, Result<ModelRun>> = gpus
+    // One shard per tensor-parallel degree any instance can use.
+    let max_n = shapes.keys().map(|k| k.1).max().unwrap_or(1);
+    let mut shards: BTreeMap<u32, std::result::Result<Graph, String>> = BTreeMap::new();
+    shards.insert(1, Ok(whole));
+    let mut t = 2;
+    while t <= max_n {
+        shards.insert(t, build(t as u64).map_err(|e| e.to_string()));
+        t *= 2;
+    }
+    let per_sample = unit.per_sample(req.seq_len);
+    let keys: Vec<(&(String, u32), &Vec<&Price>)> = shapes.iter().collect();
+    let evaluated: Vec<Result<Candidate>> = keys
         .par_iter()
-        .map(|key| {
-            let r = reg.gpu(key).and_then(|gpu| {
-                run::run_model(gpu, &reg.templates, graph, req.batch, req.seq_len, req.opts, Keep { time_even_if_oom: true, kernels: false })
-            });
-            (key.clone(), r)
+        .map(|&((key, n), listings)| -> Result<Candidate> {
+            let gpu = reg.gpu(key)?;
+            let price = listings[0].clone();
+            let other_listings = listings[1..].iter().map(|p| format!("{} ${:.2}/h ({})", p.listing(), p.usd_per_hour, p.dated())).collect();
+            let mut cand = Candidate {
+                gpu: key.clone(),
+                gpu_count: *n,
+                gpu_memory_gb: gpu.profile.memory.memory_gb,
+                price,
+                other_listings,
+                plan: None,
+                verdict: Verdict::Ok,
+                reason: String::new(),
+            };
+            let over_budget = req.budget_usd_per_hour.filter(|b| cand.price.usd_per_hour > *b);
+            let mut plans: Vec<Plan> = Vec::new();
+            // The smallest memory per GPU seen, with its split, for the out-of-memory reason.
+            let mut least: Option<(f64, u32)> = None;
+            let mut cannot_split: Option<String> = None;
+            let mut t = 1u32;
+            while t <= *n && n % t == 0 {
+                let graph = match &shards[&t] {
+                    Ok(g) => g,
+                    Err(e) => {
+                        cannot_split.get_or_insert_with(|| e.clone());
+                        break;
+                    }
+                };
+                let replicas = n / t;
+                let mut opts = req.opts;
+                opts.parallel = Parallel { dp: if training { replicas as u64 } else { 1 }, tp: t as u64, pp: 1, micro_batches: 1, gpus_per_node: *n as u64 };
+                let r = match run::run_model(gpu, &reg.templates, graph, req.batch, req.seq_len, opts, Keep::default()) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        cand.verdict = Verdict::NotModelled;
+                        cand.reason = format!("cannot be simulated: {e}");
+                        return Ok(cand);
+                    }
+                };
+                if least.is_none_or(|(m, _)| r.memory_gb < m) {
+                    least = Some((r.memory_gb, t));
+                }
+                let (Some(latency), Some(samples), Some(tl)) = (r.latency_ms, r.throughput_per_s, r.timeline.as_ref()) else {
+                    t *= 2;
+                    continue;
+                };
+                // A run's throughput counts its data-parallel replicas (training); inference
+                // replicas are independent copies.
+                let samples = samples * if training { 1.0 } else { replicas as f64 };
+                let work = samples * per_sample;
+                let mut failures = Vec::new();
+                if let Some(l) = req.max_latency_ms.filter(|l| latency > *l) {
+                    failures.push((Verdict::TooSlow, format!("too slow: {latency:.1} ms per step > {l} ms")));
+                }
+                if let Some(x) = req.target_throughput.filter(|x| work < *x) {
+                    failures.push((Verdict::BelowTarget, format!("below target: {} {}/s < {}", fmt_rate(work), unit.name(), fmt_rate(x))));
+                }
+                if let Some(b) = over_budget {
+                    failures.push((Verdict::OverBudget, format!("too expensive: ${:.2}/h > budget {} (${b:.2}/h)", cand.price.usd_per_hour, req.budget_label)));
+                }
+                plans.push(Plan {
+                    tp: t,
+                    replicas,
+                    memory_per_gpu_gb: r.memory_gb,
+                    latency_ms: latency,
+                    all_reduce_ms: tl.by_category.get("collective").map(|c| c.ms).unwrap_or(0.0),
+                    throughput_per_s: samples,
+                    work_per_s: work,
+                    usd_per_block: cost::usd_per_block(cand.price.usd_per_hour, work, unit),
+                    failures,
+                });
+                t *= 2;
+            }
+            if plans.is_empty() {
+                let (need, split) = least.unwrap_or((f64::NAN, 1));
+                cand.verdict = Verdict::OutOfMemory;
+                cand.reason = if split == 1 {
+                    format!("out of memory: needs {need:.1} GiB, has {} GB", cand.gpu_memory_gb)
+                } else {
+                    format!("out of memory: needs {need:.1} GiB per GPU even split {split} ways, has {} GB", cand.gpu_memory_gb)
+                };
+                if let (Some(e), true) = (&cannot_split, *n > 1) {
+                    cand.reason += &format!(" (not split: {e})");
+                }
+                return Ok(cand);
+            }
+            let best_ok = plans.iter().filter(|p| p.failures.is_empty()).min_by(|a, b| a.usd_per_block.total_cmp(&b.usd_per_block)).cloned();
+            match best_ok {
+                Some(p) => cand.plan = Some(p),
+                None => {
+                    // The closest: fewest failed targets, then the fastest.
+                    let p = plans
+                        .iter()
+                        .min_by(|a, b| a.failures.len().cmp(&b.failures.len()).then(a.latency_ms.total_cmp(&b.latency_ms)))
+                        .cloned()
+                        .ok_or_else(|| Error::Usage("no plan".into()))?;
+                    cand.verdict = p.failures[0].0;
+                    cand.reason = p.failures.iter().map(|f| f.1.clone()).collect::<Vec<_>>().join("; ");
+                    if p.tp > 1 || p.replicas > 1 {
+                        cand.reason += &format!(" (best split: {})", p.describe());
+                    }
+                    cand.plan = Some(p);
+                }
+            }
+            Ok(cand)
         })
         .collect();
-    let tp_ars = tp_all_reduces(graph, &req.opts);
-    let per_sample = unit.per_sample(req.seq_len);
     let mut ranked = Vec::new();
     let mut rejected = Vec::new();
-    for ((key, n), listings) in &shapes {
-        let gpu = reg.gpu(key)?;
-        let price = listings[0].clone();
-        let other_listings = listings[1..].iter().map(|p| format!("{} ${:.2}/h ({})", p.listing(), p.usd_per_hour, p.dated())).collect();
-        let mut cand = Candidate {
-            gpu: key.clone(),
-            gpu_count: *n,
-            gpu_memory_gb: gpu.profile.memory.memory_gb,
-            price,
-            other_listings,
-            plan: None,
-            verdict: Verdict::Ok,
-            reason: String::new(),
-        };
-        let single = match &singles[key] {
-            Ok(r) => r,
-            Err(e) => {
-                cand.verdict = Verdict::NotModelled;
-                cand.reason = format!("cannot be simulated: {e}");
-                rejected.push(cand);
-                continue;
-            }
-        };
-        let tl = single.timeline.as_ref().expect("timed even when out of memory");
-        let over_budget = req.budget_usd_per_hour.filter(|b| cand.price.usd_per_hour > *b);
-        let mut plans: Vec<Plan> = Vec::new();
-        let mut notes: Vec<String> = Vec::new();
-        let mut t = 1u32;
-        while t <= *n {
-            if n % t != 0 {
-                break;
-            }
-            let mem = split_memory_gb(&single.memory, t, training);
-            let fits = mem <= cand.gpu_memory_gb;
-            if !fits {
-                t *= 2;
-                continue;
-            }
-            if t > 1 && tp_ars.is_empty() {
-                notes.push("a tensor-parallel split of a model without attention layers is not modelled".into());
-                break;
-            }
-            let replicas = n / t;
-            let mut comm = 0.0;
-            let mut comm_err = None;
-            for (&bytes, &count) in &tp_ars {
-                if t > 1 {
-                    match all_reduce_ms(reg, gpu, bytes, t) {
-                        Ok(ms) => comm += ms * count as f64,
-                        Err(e) => comm_err = Some(e),
-                    }
-                }
-            }
-            if training && replicas > 1 {
-                let grad_bytes = (single.memory.gradients_gb * 1024f64.powi(3) / t as f64) as u64;
-                match all_reduce_ms(reg, gpu, grad_bytes, replicas) {
-                    Ok(ms) => comm += ms,
-                    Err(e) => comm_err = Some(e),
-                }
-            }
-            if let Some(e) = comm_err {
-                notes.push(format!("its all-reduce is not modelled: {e}"));
-                t *= 2;
-                continue;
-            }
-            let step = (tl.step_ms - tl.gpu_busy_ms * (1.0 - 1.0 / t as f64)).max(tl.host_ms.min(tl.step_ms));
-            let latency = step + comm;
-            let samples = replicas as f64 * req.batch as f64 / (latency / 1000.0);
-            let work = samples * per_sample;
-            let mut failures = Vec::new();
-            if let Some(l) = req.max_latency_ms.filter(|l| latency > *l) {
-                failures.push((Verdict::TooSlow, format!("too slow: {latency:.1} ms per step > {l} ms")));
-            }
-            if let Some(x) = req.target_throughput.filter(|x| work < *x) {
-                failures.push((Verdict::BelowTarget, format!("below target: {} {}/s < {}", fmt_rate(work), unit.name(), fmt_rate(x))));
-            }
-            if let Some(b) = over_budget {
-                failures.push((Verdict::OverBudget, format!("too expensive: ${:.2}/h > budget {} (${b:.2}/h)", cand.price.usd_per_hour, req.budget_label)));
-            }
-            plans.push(Plan {
-                tp: t,
-                replicas,
-                memory_per_gpu_gb: mem,
-                latency_ms: latency,
-                all_reduce_ms: comm,
-                throughput_per_s: samples,
-                work_per_s: work,
-                usd_per_block: cost::usd_per_block(cand.price.usd_per_hour, work, unit),
-                failures,
-            });
-            t *= 2;
-        }
-        if plans.is_empty() {
-            let biggest = 1u32 << n.trailing_zeros();
-            cand.verdict = Verdict::OutOfMemory;
-            cand.reason = if *n == 1 {
-                format!("out of memory: needs {:.1} GiB, has {} GB", single.memory.total_gb, cand.gpu_memory_gb)
-            } else if tp_ars.is_empty() {
-                format!("out of memory: needs {:.1} GiB per GPU, has {} GB (splitting a model without attention layers is not modelled)", single.memory.total_gb, cand.gpu_memory_gb)
-            } else {
-                let need = split_memory_gb(&single.memory, biggest, training);
-                format!("out of memory: needs {need:.1} GiB per GPU even split {biggest} ways, has {} GB", cand.gpu_memory_gb)
-            };
-            if let Some(note) = notes.iter().find(|n| n.contains("all-reduce")) {
-                cand.reason += &format!(" ({note})");
-            }
-            rejected.push(cand);
-            continue;
-        }
-        let best_ok = plans.iter().filter(|p| p.failures.is_empty()).min_by(|a, b| a.usd_per_block.total_cmp(&b.usd_per_block)).cloned();
-        match best_ok {
-            Some(p) => {
-                cand.plan = Some(p);
-                ranked.push(cand);
-            }
-            None => {
-                // The closest: fewest failed targets, then the fastest.
-                let p = plans
-                    .iter()
-                    .min_by(|a, b| a.failures.len().cmp(&b.failures.len()).then(a.latency_ms.total_cmp(&b.latency_ms)))
-                    .cloned()
-                    .expect("plans is not empty");
-                cand.verdict = p.failures[0].0;
-                cand.reason = p.failures.iter().map(|f| f.1.clone()).collect::<Vec<_>>().join("; ");
-                if p.tp > 1 || p.replicas > 1 {
-                    cand.reason += &format!(" (best split: {})", p.describe());
-                }
-                cand.plan = Some(p);
-                rejected.push(cand);
-            }
+    for c in evaluated {
+        let c = c?;
+        if c.verdict == Verdict::Ok {
+            ranked.push(c);
+        } else {
+            rejected.push(c);
         }
     }
     ranked.sort_by(|a, b| {
@@ -360,14 +306,16 @@ pub fn fmt_rate(x: f64) -> String {
     }
 }
 
-/// Dollars with sensible precision: $0.0123, $1.23, $1,234.
+/// Dollars with sensible precision: $0.000234, $0.0123, $1.23, $1,234.
 pub fn fmt_usd(x: f64) -> String {
     if x >= 1000.0 {
         format!("${}", fmt_rate(x))
-    } else if x >= 1.0 {
+    } else if x >= 1.0 || x <= 0.0 || !x.is_finite() {
         format!("${x:.2}")
     } else {
-        format!("${x:.4}")
+        // Three significant digits.
+        let decimals = (2 - x.log10().floor() as i32).max(2) as usize;
+        format!("${x:.decimals$}")
     }
 }
 

@@ -331,22 +331,22 @@ fn recommend_explains_the_winner_and_the_losers() {
 }
 
 #[test]
-fn a_split_needs_less_memory_per_gpu_and_one_way_is_the_whole_model() {
-    let reg = Registry::builtin().unwrap();
-    let g = phantom_gpu::graph::load_model("llama2-13b", phantom_gpu::graph::transformer::Workload { batch: 4, seq_len: 512, past: 0 }).unwrap();
-    let opts = phantom_gpu::lower::Options {
-        precision: phantom_gpu::lower::Precision::parse("fp16").unwrap(),
-        mode: phantom_gpu::lower::Mode::Inference,
-        execution: phantom_gpu::lower::Execution::Eager,
-        attention: phantom_gpu::lower::AttentionImpl::Auto,
-        optimizer_step: true,
-        flash_available: true,
-        parallel: Default::default(),
-    };
-    let gpu = reg.gpu("a100").unwrap();
-    let r = phantom_gpu::run::run_model(gpu, &reg.templates, &g, 4, 512, opts, Default::default()).unwrap();
-    let one = phantom_gpu::recommend::split_memory_gb(&r.memory, 1, false);
-    assert!((one - r.memory.total_gb).abs() < 1e-9);
-    let eight = phantom_gpu::recommend::split_memory_gb(&r.memory, 8, false);
-    assert!(eight < one / 4.0 && eight > r.memory.weights_gb / 8.0);
+fn a_recommended_split_is_what_benchmark_simulates_with_the_same_tp() {
+    let list = recommend(&["--model", "llama2-70b", "--precision", "fp16", "--seq-len", "1", "--past", "1024", "--batch-size", "16"]);
+    let split = list.iter().find(|r| r["tensor_parallel"].as_u64().unwrap() > 1).expect("a tensor-parallel plan");
+    let (t, n) = (split["tensor_parallel"].as_u64().unwrap().to_string(), split["gpu_count"].as_u64().unwrap().to_string());
+    let b = json(&[
+        "benchmark", "--model", "llama2-70b", "--precision", "fp16", "--seq-len", "1", "--past", "1024", "--batch-size", "16",
+        "--gpu", split["gpu"].as_str().unwrap(), "--tp", &t, "--gpus-per-node", &n, "--format", "json",
+    ]);
+    assert_eq!(b["fits"], true);
+    assert!((b["memory_gb"].as_f64().unwrap() - split["memory_per_gpu_gb"].as_f64().unwrap()).abs() < 1e-9, "{b} vs {split}");
+    assert!((b["latency_ms"].as_f64().unwrap() - split["latency_ms"].as_f64().unwrap()).abs() < 1e-9, "{b} vs {split}");
+    // Its replicas are independent copies: the instance's throughput is theirs added up.
+    let replicas = split["replicas"].as_f64().unwrap();
+    assert!((split["throughput_per_s"].as_f64().unwrap() / (b["throughput_per_s"].as_f64().unwrap() * replicas) - 1.0).abs() < 1e-9);
+    assert!(split["all_reduce_ms"].as_f64().unwrap() > 0.0);
+    // recommend-gpu picks the split itself.
+    let out = cmd().args(["recommend-gpu", "--model", "gpt2", "--tp", "2"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -128,7 +128,7 @@ fn write_file(path: &Path, content: &str) -> Result<()> {
 
 fn load_graph(model: &str, args: &RunArgs, batch: u64) -> Result<(crate::graph::transformer::Workload, Graph)> {
     let wl = args.workload(model, batch)?;
-    let g = graph::load_model(model, wl)?;
+    let g = graph::load_model_tp(model, wl, args.parallel.tp)?;
     for w in &g.warnings {
         eprintln!("warning: {w}");
     }
@@ -140,11 +140,12 @@ fn load_graph(model: &str, args: &RunArgs, batch: u64) -> Result<(crate::graph::
 // ---------------------------------------------------------------------------------------
 
 /// The cost of every run at its GPU's cheapest listed price (`None` without a price).
-fn costs(runs: &[ModelRun], units: &[Unit], train: &[Option<f64>], book: &PriceBook, pricing: Pricing) -> Vec<Option<RunCost>> {
+/// `gpus` is how many GPUs each run uses (`--dp` × `--tp` × `--pp`).
+fn costs(runs: &[ModelRun], units: &[Unit], train: &[Option<f64>], book: &PriceBook, pricing: Pricing, gpus: u64) -> Vec<Option<RunCost>> {
     runs.iter()
         .zip(units)
         .zip(train)
-        .map(|((r, u), t)| book.cheapest_per_gpu(&r.gpu, pricing).map(|p| cost::run_cost(r, *u, p, *t)))
+        .map(|((r, u), t)| book.cheapest_per_gpu(&r.gpu, pricing).map(|p| cost::run_cost(r, *u, p, gpus, *t)))
         .collect()
 }
 
@@ -189,7 +190,7 @@ fn cost_table(runs: &[ModelRun], units: &[Unit], costs: &[Option<RunCost>], with
 
 /// The notes printed under a cost table: where prices come from (with dates) and the
 /// formulas.
-fn cost_notes(runs: &[ModelRun], units: &[Unit], book: &PriceBook, pricing: Pricing, train_formulas: &BTreeSet<String>) -> Vec<String> {
+fn cost_notes(runs: &[ModelRun], units: &[Unit], book: &PriceBook, pricing: Pricing, train_formulas: &BTreeSet<String>, gpus: u64) -> Vec<String> {
     let mut lines = Vec::new();
     lines.push(format!(
         "Prices: the cheapest current {} listing per GPU, as the price per GPU-hour (an N-GPU instance at its price / N, which assumes its other GPUs do the same work); price_date is the date its source gives. Prices change often.",
@@ -210,7 +211,7 @@ fn cost_notes(runs: &[ModelRun], units: &[Unit], book: &PriceBook, pricing: Pric
     let mut sources = BTreeMap::new();
     for (gpu, p) in &used {
         let mut line = format!(
-            "  {gpu}: {} {} in {}, {}/h for {} GPU{} = {}/GPU-hour, {} {}",
+            "  {gpu}: {} {} in {}, {}/h for {} GPU{} = {}/GPU-hour, {}, {}",
             p.provider,
             p.instance,
             p.region,
@@ -235,6 +236,9 @@ fn cost_notes(runs: &[ModelRun], units: &[Unit], book: &PriceBook, pricing: Pric
     }
     if !missing.is_empty() {
         lines.push(format!("No listed {} price: {} (add rows with --prices FILE).", pricing.name(), missing.into_iter().collect::<Vec<_>>().join(", ")));
+    }
+    if gpus > 1 {
+        lines.push(format!("Each run uses {gpus} GPUs (--dp × --tp × --pp): its $/hour, and so its $ per unit of work and training cost, is {gpus} × the $/GPU-hour shown."));
     }
     let us: BTreeSet<Unit> = units.iter().copied().collect();
     for u in us {
@@ -287,7 +291,7 @@ pub fn benchmark(reg: &Registry, model: &str, gpus: &[String], batch: u64, args:
     }
     let units = vec![units[0]; runs.len()];
     let train = vec![train[0]; runs.len()];
-    let costs = costs(&runs, &units, &train, &book, flags.prices.pricing);
+    let costs = costs(&runs, &units, &train, &book, flags.prices.pricing, opts.parallel.gpus());
     if format == Format::Json {
         let list: Vec<Value> = runs
             .iter()
@@ -314,7 +318,7 @@ pub fn benchmark(reg: &Registry, model: &str, gpus: &[String], batch: u64, args:
     let mut out = t.render(format);
     if matches!(format, Format::Table | Format::Markdown) {
         out += "\n";
-        for l in cost_notes(&runs, &units, &book, flags.prices.pricing, &formulas) {
+        for l in cost_notes(&runs, &units, &book, flags.prices.pricing, &formulas, opts.parallel.gpus()) {
             out += &l;
             out += if format == Format::Markdown { "  \n" } else { "\n" };
         }
@@ -428,7 +432,7 @@ pub fn compare_models(reg: &Registry, models: &[String], gpus: &[String], batche
     // `sweep` returns graphs outermost, GPUs innermost.
     let units: Vec<Unit> = (0..runs.len()).map(|k| g_units[k / gpus.len()]).collect();
     let train: Vec<Option<f64>> = (0..runs.len()).map(|k| g_train[k / gpus.len()]).collect();
-    let costs = costs(&runs, &units, &train, &book, flags.prices.pricing);
+    let costs = costs(&runs, &units, &train, &book, flags.prices.pricing, opts.parallel.gpus());
     let with_training = flags.training().given();
     let cost_t = cost_table(&runs, &units, &costs, with_training);
     let plain_t = {
@@ -438,7 +442,7 @@ pub fn compare_models(reg: &Registry, models: &[String], gpus: &[String], batche
         }
         t
     };
-    let notes = cost_notes(&runs, &units, &book, flags.prices.pricing, &formulas);
+    let notes = cost_notes(&runs, &units, &book, flags.prices.pricing, &formulas, opts.parallel.gpus());
     let model_names: Vec<String> = {
         let mut v: Vec<String> = Vec::new();
         for r in &runs {
@@ -484,6 +488,10 @@ pub fn compare_models(reg: &Registry, models: &[String], gpus: &[String], batche
             }
             blocks.push(Block::Heading("Prices and formulas".into()));
             blocks.push(Block::List(notes.iter().map(|l| l.trim().to_string()).collect()));
+            blocks.push(Block::Paragraph(format!(
+                "Generated by phantom-gpu {}. Times, memory and throughput are the simulator's predictions for one step, not measurements; see the project's validation report for how far they are from real runs.",
+                env!("CARGO_PKG_VERSION")
+            )));
             write_file(path, &html::page("PhantomGPU report: compare-models", &blocks))?;
             eprintln!("HTML report written to {}", path.display());
         }
@@ -506,6 +514,10 @@ pub fn compare_models(reg: &Registry, models: &[String], gpus: &[String], batche
 
 pub fn recommend_gpu(reg: &Registry, model: &str, batch: u64, args: &RunArgs, flags: &RecommendFlags, format: Format) -> Result<String> {
     let opts = args.options()?;
+    let p = args.parallel;
+    if p.dp != 1 || p.tp != 1 || p.pp != 1 || p.micro_batches != 1 {
+        return Err(Error::Usage("recommend-gpu chooses the data- and tensor-parallel split of each instance itself: leave out --dp, --tp, --pp and --micro-batches".into()));
+    }
     let (wl, g) = load_graph(model, args, batch)?;
     if let Some(b) = flags.budget {
         if !(b.is_finite() && b > 0.0) {
@@ -533,7 +545,8 @@ pub fn recommend_gpu(reg: &Registry, model: &str, batch: u64, args: &RunArgs, fl
         pricing: flags.prices.pricing,
     };
     let book = flags.prices.book(reg)?;
-    let out = recommend::recommend(reg, &g, &req, &book)?;
+    let build = |t: u64| if t == 1 { Ok(g.clone()) } else { graph::load_model_tp(model, wl, t) };
+    let out = recommend::recommend(reg, &build, &req, &book)?;
     let unit = out.unit;
     let block = unit.block_key();
     let mut t = Table::new(&[
@@ -620,7 +633,7 @@ pub fn recommend_gpu(reg: &Registry, model: &str, batch: u64, args: &RunArgs, fl
         s += nl;
     }
     s += &format!(
-        "{nl}Rule: an N-GPU instance runs N/t copies of a t-way tensor-parallel split (t a power of two dividing N, at least what fits): memory per GPU = (weights + gradients + optimizer + KV cache)/t + activations; step = the single-GPU step with its GPU time divided by t (ideal, optimistic) but not less than the host's issue time, plus NCCL all-reduces of each layer's output (2 per attention layer forward, 4 in training) and, in training with several replicas, of the gradients (not overlapped). One instance, no multi-node jobs. Cost per {} = instance $/h ÷ 3600 ÷ ({}/s of the instance) × {}. Prices are the cheapest current {} listing of each GPU × count, dated as shown.{nl}",
+        "{nl}Rule: an N-GPU instance runs N/t copies of a t-way tensor-parallel shard (t a power of two dividing N; every t whose shard fits is simulated and the cheapest per unit of work that meets the targets is shown). A shard is simulated as `benchmark --tp t --gpus-per-node N` does: Megatron split of heads, FFN and vocabulary with NCCL all-reduces on the instance's node fabric; its memory per GPU and step time are its own. Inference copies are independent; training copies all-reduce their gradients (`--dp`). One instance, no multi-node jobs; models the builder cannot shard (CNNs, ONNX) run unsplit. Cost per {} = instance $/h ÷ 3600 ÷ ({}/s of the instance) × {}. Prices are the cheapest current {} listing of each GPU × count, dated as shown.{nl}",
         unit.block_name(),
         unit.name(),
         cost::si(unit.block()),

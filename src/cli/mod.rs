@@ -1,8 +1,8 @@
 //! Command-line interface: clap definitions and printing; no simulation logic here.
 
 mod commands;
-mod kineto_commands;
 mod cost_commands;
+mod kineto_commands;
 mod model_commands;
 mod serve_commands;
 

@@ -174,6 +174,10 @@ pub fn training_cost(work: f64, work_per_s: f64, usd_per_hour: f64) -> (f64, f64
 #[derive(Debug, Clone, Serialize)]
 pub struct RunCost {
     pub usd_per_gpu_hour: f64,
+    /// GPUs the run uses (`--dp` × `--tp` × `--pp`).
+    pub gpus: u64,
+    /// `usd_per_gpu_hour` × `gpus`.
+    pub usd_per_hour: f64,
     pub provider: String,
     pub instance: String,
     pub gpus_per_instance: u32,
@@ -190,17 +194,19 @@ pub struct RunCost {
     pub train_usd: Option<f64>,
 }
 
-/// The cost of `run` at `price` (the GPU's per-GPU-hour price: an N-GPU instance counts at
-/// its price / N, assuming its other GPUs do the same work).
-pub fn run_cost(run: &ModelRun, unit: Unit, price: &Price, training: Option<f64>) -> RunCost {
+/// The cost of `run` on `gpus` GPUs at `price` (the GPU's per-GPU-hour price: an N-GPU
+/// instance counts at its price / N, assuming its other GPUs do the same work).
+pub fn run_cost(run: &ModelRun, unit: Unit, price: &Price, gpus: u64, training: Option<f64>) -> RunCost {
     let rate = work_per_s(run, unit);
-    let usd_h = price.usd_per_gpu_hour();
+    let usd_h = price.usd_per_gpu_hour() * gpus.max(1) as f64;
     let train = match (training, rate) {
         (Some(w), Some(r)) => Some(training_cost(w, r, usd_h)),
         _ => None,
     };
     RunCost {
-        usd_per_gpu_hour: usd_h,
+        usd_per_gpu_hour: price.usd_per_gpu_hour(),
+        gpus: gpus.max(1),
+        usd_per_hour: usd_h,
         provider: price.provider.clone(),
         instance: price.instance.clone(),
         gpus_per_instance: price.gpus,
