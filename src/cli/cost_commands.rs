@@ -251,8 +251,11 @@ fn cost_notes(runs: &[ModelRun], units: &[Unit], book: &PriceBook, pricing: Pric
     lines
 }
 
+/// Per graph: its unit of work and the work of the training run; and the formulas in words.
+type TrainingWork = (Vec<Unit>, Vec<Option<f64>>, BTreeSet<String>);
+
 /// Units, training work and formulas for a list of graphs.
-fn training_work(graphs: &[(crate::graph::transformer::Workload, Graph)], training: &TrainingRun, mode: crate::lower::Mode) -> Result<(Vec<Unit>, Vec<Option<f64>>, BTreeSet<String>)> {
+fn training_work(graphs: &[(crate::graph::transformer::Workload, Graph)], training: &TrainingRun, mode: crate::lower::Mode) -> Result<TrainingWork> {
     if training.given() && mode != crate::lower::Mode::Training {
         return Err(Error::Usage("--train-tokens, --epochs and --dataset-size need --mode training".into()));
     }
