@@ -483,7 +483,7 @@ pub fn compare_models(reg: &Registry, models: &[String], gpus: &[String], batche
                     (pick(&runs), idx.iter().map(|&i| units[i]).collect(), idx.iter().map(|&i| costs[i].clone()).collect());
                 let first = &m_runs[0];
                 blocks.push(Block::Heading(format!("{m}: {:.1} M parameters, {} tokens per sequence, {}", first.params as f64 / 1e6, first.seq_len, first.precision)));
-                let t = cost_table(&m_runs, &m_units, &m_costs, with_training).without(&["model", "seq_len", "precision", "gpu_memory_gb"]);
+                let t = cost_table(&m_runs, &m_units, &m_costs, with_training).without(&["model", "seq_len", "precision", "gpu_memory_gb", "throughput_per_s"]);
                 blocks.push(Block::Table(t));
                 for (_, c) in all.iter().filter(|(cm, _)| cm == m) {
                     blocks.push(Block::Svg(c.svg()?));
