@@ -358,6 +358,25 @@ impl<'a> Cfg<'a> {
     }
 
     /// `hidden / heads` where the config gives no `head_dim`; both must divide.
+    /// The base every single-stack family shares: layers, width, heads (the head width
+    /// checked against the width or read from `head_dim`), the FFN width under `ffn_key`,
+    /// vocabulary and context.
+    fn base(&self, ffn_key: &str, max_positions: u64) -> Result<TransformerConfig> {
+        let hidden = self.u64("hidden_size")?;
+        let heads = self.heads(self.u64("num_attention_heads")?, "num_attention_heads")?;
+        let head_dim = self.head_dim(hidden, heads)?;
+        let mut cfg = TransformerConfig::decoder(
+            self.u64("num_hidden_layers")?,
+            hidden,
+            heads,
+            self.u64(ffn_key)?,
+            self.u64("vocab_size")?,
+            self.u64_or("max_position_embeddings", max_positions)?,
+        );
+        cfg.head_dim = head_dim;
+        Ok(cfg)
+    }
+
     fn head_dim(&self, hidden: u64, heads: u64) -> Result<u64> {
         if let Some(d) = self.opt_u64("head_dim")? {
             return Ok(d);
@@ -489,17 +508,7 @@ fn map_model(c: &Cfg, m: &mut HfModel) -> Result<()> {
             single(m, "gpt2", cfg, Fixes::default());
         }
         "gpt_neox" => {
-            let hidden = c.u64("hidden_size")?;
-            let heads = c.heads(c.u64("num_attention_heads")?, "num_attention_heads")?;
-            let mut cfg = TransformerConfig::decoder(
-                c.u64("num_hidden_layers")?,
-                hidden,
-                heads,
-                c.u64("intermediate_size")?,
-                c.u64("vocab_size")?,
-                c.u64_or("max_position_embeddings", 2048)?,
-            );
-            cfg.head_dim = c.head_dim(hidden, heads)?;
+            let mut cfg = c.base("intermediate_size", 2048)?;
             cfg.activation = c.activation("hidden_act", c.str_or("hidden_act", "gelu")?, false)?;
             cfg.positions = Positions::Rotary;
             cfg.rotary_fraction = c.f64_or("rotary_pct", 0.25)?;
@@ -518,17 +527,8 @@ fn map_model(c: &Cfg, m: &mut HfModel) -> Result<()> {
             single(m, "gpt_neox", cfg, fixes);
         }
         "opt" => {
-            let hidden = c.u64("hidden_size")?;
-            let heads = c.heads(c.u64("num_attention_heads")?, "num_attention_heads")?;
-            c.head_dim(hidden, heads)?;
-            let mut cfg = TransformerConfig::decoder(
-                c.u64("num_hidden_layers")?,
-                hidden,
-                heads,
-                c.u64("ffn_dim")?,
-                c.u64("vocab_size")?,
-                c.u64_or("max_position_embeddings", 2048)?,
-            );
+            let mut cfg = c.base("ffn_dim", 2048)?;
+            let hidden = cfg.hidden;
             cfg.activation = c.activation("activation_function", c.str_or("activation_function", "relu")?, false)?;
             cfg.linear_bias = c.bool_or("enable_bias", true)?;
             cfg.post_norm = !c.bool_or("do_layer_norm_before", true)?;
@@ -553,17 +553,7 @@ fn map_model(c: &Cfg, m: &mut HfModel) -> Result<()> {
             single(m, "opt", cfg, fixes);
         }
         "bert" => {
-            let hidden = c.u64("hidden_size")?;
-            let heads = c.heads(c.u64("num_attention_heads")?, "num_attention_heads")?;
-            c.head_dim(hidden, heads)?;
-            let mut cfg = TransformerConfig::decoder(
-                c.u64("num_hidden_layers")?,
-                hidden,
-                heads,
-                c.u64("intermediate_size")?,
-                c.u64("vocab_size")?,
-                c.u64_or("max_position_embeddings", 512)?,
-            );
+            let mut cfg = c.base("intermediate_size", 512)?;
             cfg.kind = StackKind::Encoder;
             cfg.type_vocab = c.u64_or("type_vocab_size", 2)?;
             cfg.activation = c.activation("hidden_act", c.str_or("hidden_act", "gelu")?, false)?;
@@ -594,18 +584,9 @@ fn map_model(c: &Cfg, m: &mut HfModel) -> Result<()> {
             single(m, "bert", cfg, fixes);
         }
         "phi" => {
-            let hidden = c.u64("hidden_size")?;
-            let heads = c.heads(c.u64("num_attention_heads")?, "num_attention_heads")?;
-            let mut cfg = TransformerConfig::decoder(
-                c.u64("num_hidden_layers")?,
-                hidden,
-                heads,
-                c.u64("intermediate_size")?,
-                c.u64("vocab_size")?,
-                c.u64_or("max_position_embeddings", 2048)?,
-            );
+            let mut cfg = c.base("intermediate_size", 2048)?;
+            let heads = cfg.heads;
             cfg.kv_heads = c.u64_or("num_key_value_heads", heads)?;
-            cfg.head_dim = c.head_dim(hidden, heads)?;
             cfg.activation = c.activation("hidden_act", c.str_or("hidden_act", "gelu_new")?, false)?;
             cfg.positions = Positions::Rotary;
             cfg.rotary_fraction = c.f64_or("partial_rotary_factor", 0.5)?;
