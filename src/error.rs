@@ -22,8 +22,23 @@ pub enum Error {
     File { path: String, msg: String },
     #[error("cannot read '{}': {source}", .path.display())]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot write '{}': {source}", .path.display())]
+    Write { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Usage(String),
+    /// The model fits on none of the GPUs asked for: `report` (the table that shows it) is
+    /// still written before the error.
+    #[error("{msg}")]
+    DoesNotFit { report: String, msg: String },
+}
+
+/// The message for a model that fits on none of `gpus` (key, needed GiB, GPU GiB).
+pub fn does_not_fit(model: &str, gpus: &[(String, f64, f64)]) -> String {
+    let each: Vec<String> = gpus.iter().map(|(g, need, have)| format!("{g} (needs {need:.1} GiB, has {have:.1})")).collect();
+    format!(
+        "{model} does not fit on {}: try a lower --precision (fp8, int8, int4), --tp to split it across GPUs, a smaller --batch-size or --seq-len, or a GPU with more memory",
+        each.join(", ")
+    )
 }
 
 fn suggest(s: &[String]) -> String {

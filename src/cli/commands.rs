@@ -482,7 +482,7 @@ pub fn calibrate(reg: &Registry, traces: &[PathBuf], out: &Path, sweeps: usize, 
     let samples = calibrate::samples_of(reg, &files);
     let c = calibrate::calibrate(reg, &samples, sweeps)?;
     let command = format!("phantom-gpu calibrate --traces {} --out {}", traces.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" "), out.display());
-    std::fs::write(out, calibrate::overlay_toml(&c, &command)).map_err(|e| Error::Io { path: out.to_path_buf(), source: e })?;
+    std::fs::write(out, calibrate::overlay_toml(&c, &command)).map_err(|e| Error::Write { path: out.to_path_buf(), source: e })?;
     let mut t = Table::new(&["scope", "parameter", "value", "rows"]);
     for ((scope, name), (v, rows, _)) in &c.report.values {
         t.push(vec![text(scope), text(name), num(*v), Value::from(*rows)]);

@@ -123,7 +123,7 @@ pub struct RecommendFlags {
 }
 
 fn write_file(path: &Path, content: &str) -> Result<()> {
-    std::fs::write(path, content).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })
+    std::fs::write(path, content).map_err(|e| Error::Write { path: path.to_path_buf(), source: e })
 }
 
 fn load_graph(model: &str, args: &RunArgs, batch: u64) -> Result<(crate::graph::transformer::Workload, Graph)> {

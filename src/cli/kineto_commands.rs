@@ -94,7 +94,7 @@ pub fn replay(
         let (trace, r) = replay_one(reg, path, target, recorded_on)?;
         if let Some(t) = timeline {
             let text = serde_json::to_string(&kreplay::chrome_trace(&trace, &r)).unwrap_or_default();
-            std::fs::write(t, text).map_err(|e| Error::Io { path: t.clone(), source: e })?;
+            std::fs::write(t, text).map_err(|e| Error::Write { path: t.clone(), source: e })?;
             eprintln!("wrote the predicted timeline to {} (open it in https://ui.perfetto.dev)", t.display());
         }
         match format {

@@ -289,55 +289,75 @@ pub fn run(cli: Cli) -> Result<()> {
     if let Some(path) = &cli.global.calibration {
         crate::validate::calibrate::apply(&mut reg, path)?;
     }
-    let out = match &cli.command {
-        Command::ListGpus => commands::list_gpus(&reg, false, cli.global.format),
-        Command::ListHardware { verbose } => commands::list_gpus(&reg, *verbose, cli.global.format),
+    let (out, failure) = match command(&cli, &reg) {
+        Ok(out) => (out, None),
+        // The table that shows the model fits nowhere is still the output.
+        Err(Error::DoesNotFit { report, msg }) => (report, Some(Error::DoesNotFit { report: String::new(), msg })),
+        Err(e) => return Err(e),
+    };
+    match &cli.global.output {
+        Some(path) => std::fs::write(path, out).map_err(|e| Error::Write { path: path.clone(), source: e })?,
+        None => {
+            use std::io::Write;
+            let mut so = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = so.write_all(out.as_bytes());
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// The output of the parsed command.
+fn command(cli: &Cli, reg: &Registry) -> Result<String> {
+    Ok(match &cli.command {
+        Command::ListGpus => commands::list_gpus(reg, false, cli.global.format),
+        Command::ListHardware { verbose } => commands::list_gpus(reg, *verbose, cli.global.format),
         Command::Predict { op, gpu, dtype, shape, timing, candidates } => {
             if *candidates {
-                commands::gemm_candidates(&reg, op, gpu, dtype, shape, timing, cli.global.format)?
+                commands::gemm_candidates(reg, op, gpu, dtype, shape, timing, cli.global.format)?
             } else {
-                commands::predict(&reg, op, gpu, dtype, shape, timing, cli.global.format)?
+                commands::predict(reg, op, gpu, dtype, shape, timing, cli.global.format)?
             }
         }
-        Command::Calibrate { traces, out, sweeps } => commands::calibrate(&reg, traces, out, *sweeps, cli.global.format)?,
+        Command::Calibrate { traces, out, sweeps } => commands::calibrate(reg, traces, out, *sweeps, cli.global.format)?,
         Command::ListModels => model_commands::list_models(cli.global.format)?,
         Command::LoadModel { model, seq_len } => model_commands::load_model(model, *seq_len, cli.global.format)?,
         Command::Benchmark { model, gpu, batch_size, run, llm, timeline, .. } if llm.active() => {
-            serve_commands::benchmark(&reg, model, gpu, *batch_size, run, llm, timeline.as_ref(), cli.global.format)?
+            serve_commands::benchmark(reg, model, gpu, *batch_size, run, llm, timeline.as_ref(), cli.global.format)?
         }
         Command::Benchmark { model, gpu, batch_size, run, timeline, cost, .. } if cost.active() => {
-            cost_commands::benchmark(&reg, model, gpu, *batch_size, &run.args(), timeline.as_ref(), cost, cli.global.format)?
+            cost_commands::benchmark(reg, model, gpu, *batch_size, &run.args(), timeline.as_ref(), cost, cli.global.format)?
         }
         Command::Benchmark { model, gpu, batch_size, run, timeline, .. } => {
-            model_commands::benchmark(&reg, model, gpu, *batch_size, &run.args(), timeline.as_ref(), cli.global.format)?
+            model_commands::benchmark(reg, model, gpu, *batch_size, &run.args(), timeline.as_ref(), cli.global.format)?
         }
-        Command::ServeSim(args) => serve_commands::serve_sim(&reg, args, cli.global.format)?,
+        Command::ServeSim(args) => serve_commands::serve_sim(reg, args, cli.global.format)?,
         Command::CompareModels { models, gpus, batch_sizes, run, cost, report } if cost.active() || report.active() => {
-            cost_commands::compare_models(&reg, models, gpus, batch_sizes, &run.args(), cost, report, cli.global.format)?
+            cost_commands::compare_models(reg, models, gpus, batch_sizes, &run.args(), cost, report, cli.global.format)?
         }
         Command::RecommendGpu { model, batch_size, run, flags } => {
-            cost_commands::recommend_gpu(&reg, model, *batch_size, &run.args(), flags, cli.global.format)?
+            cost_commands::recommend_gpu(reg, model, *batch_size, &run.args(), flags, cli.global.format)?
         }
-        Command::ListPrices { gpu, prices } => cost_commands::list_prices(&reg, gpu, prices, cli.global.format)?,
+        Command::ListPrices { gpu, prices } => cost_commands::list_prices(reg, gpu, prices, cli.global.format)?,
         Command::CompareModels { models, gpus, batch_sizes, run, .. } => {
-            model_commands::compare_models(&reg, models, gpus, batch_sizes, &run.args(), cli.global.format)?
+            model_commands::compare_models(reg, models, gpus, batch_sizes, &run.args(), cli.global.format)?
         }
         Command::Replay { files, gpu, recorded_on, timeline } => {
             if kineto_commands::is_kineto(files)? {
-                kineto_commands::replay(&reg, files, gpu.as_deref(), recorded_on.as_deref(), timeline.as_ref(), cli.global.format)?
+                kineto_commands::replay(reg, files, gpu.as_deref(), recorded_on.as_deref(), timeline.as_ref(), cli.global.format)?
             } else if recorded_on.is_some() || timeline.is_some() {
                 return Err(Error::Usage("--recorded-on and --timeline apply to Kineto traces (.json, .json.gz)".into()));
             } else {
-                commands::replay(&reg, files, gpu.as_deref(), cli.global.format)?
+                commands::replay(reg, files, gpu.as_deref(), cli.global.format)?
             }
         }
         Command::Validate { traces, gpu, models: true, .. } => {
             let dir = traces.clone().unwrap_or_else(commands::default_traces);
             let g = gpu.as_deref().map(|g| reg.gpu(g).map(|x| x.key().to_string())).transpose()?;
-            model_commands::validate_models(&reg, &dir, g.as_deref(), cli.global.format)?
+            model_commands::validate_models(reg, &dir, g.as_deref(), cli.global.format)?
         }
         Command::Validate { traces, gpu, op, leave_one_gpu_out, tiles, include_fit_rows, .. } => commands::validate(
-            &reg,
+            reg,
             &commands::ValidateOptions {
                 traces: traces.clone(),
                 gpu: gpu.clone(),
@@ -349,15 +369,5 @@ pub fn run(cli: Cli) -> Result<()> {
             cli.global.format,
         )?,
         Command::Fit { traces, write, sweeps } => commands::fit(reg.clone(), traces.clone(), write.clone(), *sweeps, cli.global.format)?,
-    };
-    match &cli.global.output {
-        Some(path) => std::fs::write(path, out).map_err(|e| Error::Io { path: path.clone(), source: e }),
-        None => {
-            use std::io::Write;
-            let mut so = std::io::stdout().lock();
-            // A closed pipe (`| head`) is not an error worth a panic.
-            let _ = so.write_all(out.as_bytes());
-            Ok(())
-        }
-    }
+    })
 }

@@ -138,7 +138,7 @@ pub fn benchmark(reg: &Registry, model: &str, gpus: &[String], batch: u64, args:
     if let Some(path) = timeline {
         let tls: Vec<_> = runs.iter().filter_map(|r| r.timeline.clone()).collect();
         let json = serde_json::to_string(&scheduler::chrome_trace(&tls)).unwrap_or_default();
-        std::fs::write(path, json).map_err(|e| Error::Io { path: path.clone(), source: e })?;
+        std::fs::write(path, json).map_err(|e| Error::Write { path: path.clone(), source: e })?;
         eprintln!("timeline written to {} (open it in https://ui.perfetto.dev)", path.display());
     }
     if format == Format::Json {
@@ -159,7 +159,8 @@ pub fn benchmark(reg: &Registry, model: &str, gpus: &[String], batch: u64, args:
             })
             .collect();
         let v = if list.len() == 1 { list[0].clone() } else { Value::Array(list) };
-        return Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n");
+        let out = serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
+        return fits_somewhere(out, &g.name, runs.iter().map(|r| (r.fits, r.gpu.as_str(), r.memory_gb, r.gpu_memory_gb)));
     }
     let mut t = Table::new(RUN_HEADERS);
     for r in &runs {
@@ -185,7 +186,23 @@ pub fn benchmark(reg: &Registry, model: &str, gpus: &[String], batch: u64, args:
             out += if r.fits { "\n" } else { " — does not fit\n" };
         }
     }
-    Ok(out)
+    fits_somewhere(out, &g.name, runs.iter().map(|r| (r.fits, r.gpu.as_str(), r.memory_gb, r.gpu_memory_gb)))
+}
+
+/// `out` if the model fits on at least one GPU (fits, GPU key, needed GiB, GPU GiB);
+/// otherwise an error that still carries `out`, so the table is written before it.
+pub(super) fn fits_somewhere<'a>(out: String, model: &str, runs: impl Iterator<Item = (bool, &'a str, f64, f64)>) -> Result<String> {
+    let mut need = Vec::new();
+    for (fits, gpu, need_gb, have_gb) in runs {
+        if fits {
+            return Ok(out);
+        }
+        need.push((gpu.to_string(), need_gb, have_gb));
+    }
+    if need.is_empty() {
+        return Ok(out);
+    }
+    Err(Error::DoesNotFit { report: out, msg: crate::error::does_not_fit(model, &need) })
 }
 
 pub fn compare_models(reg: &Registry, models: &[String], gpus: &[String], batches: &[u64], args: &RunArgs, format: Format) -> Result<String> {

@@ -138,8 +138,9 @@ pub fn benchmark(reg: &Registry, model: &str, gpu_names: &[String], batch: u64, 
         let engine = Engine::new(gpu, &reg.templates, model, opts)?;
         runs.push(serve::generation(&engine, batch, prompt, output)?);
     }
+    let fit = |out: String| super::model_commands::fits_somewhere(out, model, runs.iter().map(|r| (r.fits, r.gpu.as_str(), r.memory_gb, r.gpu_memory_gb)));
     if format == Format::Json {
-        return Ok(json(&runs));
+        return fit(json(&runs));
     }
     let mut t = Table::new(&[
         "model", "gpu", "batch", "prompt_len", "output_len", "precision", "kv_dtype", "ttft_ms", "tpot_ms", "decode_tokens_per_s", "e2e_ms", "memory_gb", "gpu_memory_gb", "fits", "max_batch_fits",
@@ -167,7 +168,7 @@ pub fn benchmark(reg: &Registry, model: &str, gpu_names: &[String], batch: u64, 
     if format == Format::Table {
         out += &generation_notes(&runs);
     }
-    Ok(out)
+    fit(out)
 }
 
 fn generation_notes(runs: &[Generation]) -> String {

@@ -90,6 +90,21 @@ pub fn convert(path: &str, text: &str, reg: &Registry) -> Result<(Vec<GpuProfile
                 None => {}
             }
         }
+        // A mapped field of the wrong type is an error, not a silent fallback to the base GPU.
+        for field in MAPPED {
+            let (parent, key) = field.rsplit_once('.').map_or((None, *field), |(p, k)| (Some(p), k));
+            let table = match parent {
+                Some(p) => t.get(p).and_then(|v| v.as_table()),
+                None => Some(t),
+            };
+            let Some(v) = table.and_then(|tb| tb.get(key)) else { continue };
+            let text = matches!(*field, "name" | "based_on" | "arch" | "chip");
+            let ok = if text { v.is_str() } else { v.is_integer() || v.is_float() };
+            if !ok {
+                let want = if text { "a string" } else { "a number" };
+                return Err(here(format!("{field} must be {want}, got {} {v}", v.type_str())));
+            }
+        }
         let base = match string(t, "based_on") {
             Some(b) => Some(reg.gpu(&b).map_err(|e| here(format!("based_on: {e}")))?.profile.clone()),
             None => None,

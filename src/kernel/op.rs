@@ -167,6 +167,11 @@ impl Op {
             return Err(Error::UnknownOp { name: op.to_string(), suggestions: closest(op, OP_NAMES.iter().copied()) });
         }
         let k = Keys { op: OP_NAMES.iter().find(|n| **n == name).unwrap(), map: parse_kv(&name, shape)? };
+        let expected = expected_keys(k.op);
+        if let Some(extra) = k.map.keys().find(|key| !expected.split(',').any(|e| e == key.as_str())) {
+            // An ignored key would silently describe another kernel (groups, dilation…).
+            return Err(Error::Shape { op: name, msg: format!("unknown key '{extra}' (expected keys: {expected})") });
+        }
         Ok(match name.as_str() {
             "gemm" => Op::Gemm { b: k.int_or("b", 1)?, m: k.int("m")?, n: k.int("n")?, k: k.int("k")?, bias: k.flag("bias")? },
             "quant_gemm" => {
@@ -241,6 +246,9 @@ impl Op {
                 let gpus = k.int("gpus")?;
                 let nodes = k.int_or("nodes", 1)?;
                 let gpn = k.int_or("gpus_per_node", gpus.div_ceil(nodes))?;
+                if nodes > gpus {
+                    return Err(Error::Shape { op: name, msg: format!("nodes={nodes} is more than gpus={gpus}: every node takes part with at least one GPU") });
+                }
                 if nodes * gpn < gpus {
                     return Err(Error::Shape {
                         op: name,

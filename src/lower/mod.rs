@@ -273,6 +273,13 @@ pub fn lower(graph: &Graph, opts: &Options) -> Result<KernelDag> {
     if opts.mode == Mode::Training && !graph.repeats.is_empty() {
         return Err(Error::Usage(format!("{}: training a pipeline of repeated steps is not supported; train its parts (a UNet, a text encoder) instead", graph.name)));
     }
+    if opts.mode == Mode::Training && opts.precision.weight_only_bits().is_some() {
+        return Err(Error::Usage(format!(
+            "{}: --precision {} is weight-only quantization for inference; training updates the weights, so it needs fp32, tf32, fp16, bf16 or fp8",
+            graph.name,
+            opts.precision.name()
+        )));
+    }
     let mut l = Lowerer { g: graph, opts, dag: DiGraph::new(), producer: HashMap::new(), grad_producer: HashMap::new(), region: Vec::new() };
     // The first kernel of every graph node, to map node repeats to kernel repeats.
     let mut first_kernel = Vec::with_capacity(graph.nodes.len() + 1);

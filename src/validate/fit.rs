@@ -411,7 +411,7 @@ pub fn write_back(report: &FitReport, repo: &std::path::Path, command: &str) -> 
                 doc["sources"][&format!("{table}.{name}")] = value(how);
             }
         }
-        std::fs::write(&path, doc.to_string()).map_err(|e| crate::Error::Io { path: path.clone(), source: e })?;
+        std::fs::write(&path, doc.to_string()).map_err(|e| crate::Error::Write { path: path.clone(), source: e })?;
         written.push(path.display().to_string());
     }
     Ok(written)
