@@ -157,8 +157,9 @@ fn bad_model_inputs_are_clear_errors() {
     cmd()
         .args(["benchmark", "--model", "llama2-70b", "--gpu", "t4", "--seq-len", "128"])
         .assert()
-        .success()
-        .stdout(predicate::str::contains("OOM").and(predicate::str::contains("does not fit")));
+        .code(1)
+        .stdout(predicate::str::contains("OOM").and(predicate::str::contains("does not fit")))
+        .stderr(predicate::str::contains("error: llama2-70b does not fit on t4"));
 }
 
 #[test]

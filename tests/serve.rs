@@ -109,7 +109,11 @@ fn largest_batch_fits_and_one_more_does_not() {
     let at = json(&["benchmark", "--model", "llama2-7b", "--gpu", "a100", "--batch-size", &b, "--prompt-len", "1024", "--output-len", "512"]);
     assert_eq!(at["fits"], true);
     let over = (b.parse::<u64>().unwrap() + 1).to_string();
-    let over = json(&["benchmark", "--model", "llama2-7b", "--gpu", "a100", "--batch-size", &over, "--prompt-len", "1024", "--output-len", "512"]);
+    // It fits on none of the GPUs asked for: the JSON is still written, and the exit code is 1.
+    let out = cmd().args(["benchmark", "--model", "llama2-7b", "--gpu", "a100", "--batch-size", &over, "--prompt-len", "1024", "--output-len", "512", "--format", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: llama2-7b does not fit on a100-sxm4-80gb"));
+    let over: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(over["fits"], false);
     assert!(over["ttft_ms"].is_null());
     // A model that does not fit at all: batch 0 fits.
