@@ -30,6 +30,22 @@ fn pick<'a>(t: &'a Templates, arch: &str, decode: bool, d: u64) -> Option<&'a At
     own.into_iter().min_by_key(|x| (rank(x), x.max_head_dim, x.br))
 }
 
+/// FlashAttention-2's `num_splits_heuristic` (flash_api.cpp): no split when the grid
+/// nearly fills the `slots` (SMs × resident CTAs); otherwise the fewest splits whose last
+/// wave is at least 85% as full as the best split's. `max_splits` caps it.
+fn split_heuristic(grid: u64, slots: u64, max_splits: u64) -> u64 {
+    if grid as f64 >= 0.8 * slots as f64 {
+        return 1;
+    }
+    let max_splits = max_splits.min(slots).min(128).max(1);
+    let efficiency = |s: u64| {
+        let waves = (grid * s) as f64 / slots as f64;
+        waves / waves.ceil()
+    };
+    let best = (1..=max_splits).map(efficiency).fold(0.0, f64::max);
+    (1..=max_splits).find(|&s| efficiency(s) >= 0.85 * best).unwrap_or(1)
+}
+
 pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm: bool) -> Result<KernelEstimate> {
     let Op::Attention { b, hq, hkv, sq, skv, d, causal } = *op else { unreachable!() };
     // An fp8 KV cache on a GPU without fp8 MMAs is dequantised to fp16 in the kernel
@@ -55,12 +71,17 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
     let kv_bytes = (b * hkv * skv * d) as f64 * 2.0 * e;
     let qo_bytes = (b * hq * sq * d) as f64 * 2.0 * e;
 
+    let smem = (tile.br as f64 + 2.0 * tile.bc as f64) * d as f64 * e;
+    let c = (gpu.profile.memory.smem_per_sm_max_kib * 1024.0 / smem)
+        .min(gpu.profile.memory.max_threads_per_sm as f64 / tile.threads as f64)
+        .floor()
+        .max(1.0);
     let (ctas, steps_per_cta) = if decode {
         // Query heads of one KV head are packed into the tile rows (GQA); keys split so
         // the grid covers the machine.
         let groups = b * hkv;
         let kv_blocks = ceil_div(skv, tile.bc as u64);
-        let splits = ceil_div(2 * sms as u64, groups).clamp(1, kv_blocks.max(1)).min(128);
+        let splits = split_heuristic(groups, (sms * c) as u64, kv_blocks.max(1));
         (groups * splits, ceil_div(kv_blocks, splits) as f64)
     } else {
         let row_blocks = ceil_div(sq, tile.br as u64);
@@ -69,14 +90,9 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
         let grid = b * hq * row_blocks;
         // A grid smaller than the machine splits the keys across CTAs (FlashAttention's
         // num_splits, FlashInfer's KV partitioning), keeping at least 4 steps per split.
-        let splits = (sms as u64).div_ceil(grid).clamp(1, ((steps / 4.0) as u64).max(1));
+        let splits = split_heuristic(grid, (sms * c) as u64, ((steps / 4.0) as u64).max(1));
         (grid * splits, (steps / splits as f64).ceil())
     };
-    let smem = (tile.br as f64 + 2.0 * tile.bc as f64) * d as f64 * e;
-    let c = (gpu.profile.memory.smem_per_sm_max_kib * 1024.0 / smem)
-        .min(gpu.profile.memory.max_threads_per_sm as f64 / tile.threads as f64)
-        .floor()
-        .max(1.0);
     let util = (ctas as f64 / sms).min(1.0);
     let clock = sustained_mhz(gpu, if tensor.is_some() { Activity::Tensor } else { Activity::Ffma }, util);
     let hz = clock * 1e6;

@@ -17,8 +17,12 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
     let arch = &gpu.profile.architecture;
     let algos: Vec<_> = templates.conv.algo.iter().filter(|a| a.archs.iter().any(|x| x == arch)).collect();
     let mut best: Option<KernelEstimate> = None;
+    // Timed as the benchmark sees them: no launch finishes faster than an empty kernel, so
+    // a multi-kernel algorithm pays that floor per launch.
+    let floor_ms = gpu.isa.efficiency.kernel_floor_us / 1000.0;
+    let timed = |e: &KernelEstimate| e.kernel_ms.max(floor_ms * e.launches as f64);
     let mut consider = |e: KernelEstimate| {
-        if best.as_ref().is_none_or(|b| e.kernel_ms < b.kernel_ms) {
+        if best.as_ref().is_none_or(|b| timed(&e) < timed(b)) {
             best = Some(e);
         }
     };

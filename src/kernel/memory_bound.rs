@@ -25,6 +25,9 @@ pub struct Traffic {
     pub elems: f64,
     /// Tensors read per element (independent loads per thread).
     pub inputs: f64,
+    /// Bytes of a vector every row reads beside its own elements (norm weights): loaded
+    /// alongside the row, so in flight with it.
+    pub shared: f64,
 }
 
 /// Per-element arithmetic of element-wise functions: (FMA-pipe ops, SFU ops).
@@ -49,17 +52,18 @@ pub fn traffic(op: &Op, dtype: Dtype) -> Traffic {
             let n = *numel as f64;
             let (f, s) = fn_cost(func);
             let extra_write = if func == "dropout" { n } else { 0.0 }; // the mask
-            Traffic { read: n * e * *inputs as f64, write: n * e + extra_write, flops: n * f, sfu: n * s, elems: n, inputs: *inputs as f64 }
+            Traffic { read: n * e * *inputs as f64, write: n * e + extra_write, flops: n * f, sfu: n * s, elems: n, inputs: *inputs as f64, shared: 0.0 }
         }
         Op::Softmax { rows, cols } => {
             let n = (*rows * *cols) as f64;
-            Traffic { read: n * e, write: n * e, flops: n * 5.0, sfu: n, elems: n, inputs: 1.0 }
+            Traffic { read: n * e, write: n * e, flops: n * 5.0, sfu: n, elems: n, inputs: 1.0, shared: 0.0 }
         }
         Op::Layernorm { rows, cols } | Op::Rmsnorm { rows, cols } => {
             let n = (*rows * *cols) as f64;
             let params = if matches!(op, Op::Layernorm { .. }) { 2.0 } else { 1.0 };
             Traffic {
                 read: n * e + params * *cols as f64 * e,
+                shared: params * *cols as f64 * e,
                 write: n * e + *rows as f64 * 8.0,
                 flops: n * 8.0,
                 sfu: *rows as f64,
@@ -69,19 +73,19 @@ pub fn traffic(op: &Op, dtype: Dtype) -> Traffic {
         }
         Op::SiluMul { tokens, cols } => {
             let n = (*tokens * *cols) as f64;
-            Traffic { read: 2.0 * n * e, write: n * e, flops: n * 8.0, sfu: n * 2.0, elems: n, inputs: 1.0 }
+            Traffic { read: 2.0 * n * e, write: n * e, flops: n * 8.0, sfu: n * 2.0, elems: n, inputs: 1.0, shared: 0.0 }
         }
         Op::Rope { tokens, hq, hkv, d } => {
             let n = (*tokens * (*hq + *hkv) * *d) as f64;
             // q and k rotated in place; the cos/sin cache read once per token.
             let cache = (*tokens * *d) as f64 * e;
-            Traffic { read: n * e + cache, write: n * e, flops: n * 3.0, sfu: 0.0, elems: n / 2.0, inputs: 1.0 }
+            Traffic { read: n * e + cache, write: n * e, flops: n * 3.0, sfu: 0.0, elems: n / 2.0, inputs: 1.0, shared: 0.0 }
         }
         Op::Embedding { tokens, dim, .. } => {
             let n = (*tokens * *dim) as f64;
-            Traffic { read: n * e + *tokens as f64 * 8.0, write: n * e, flops: 0.0, sfu: 0.0, elems: n, inputs: 1.0 }
+            Traffic { read: n * e + *tokens as f64 * 8.0, write: n * e, flops: 0.0, sfu: 0.0, elems: n, inputs: 1.0, shared: 0.0 }
         }
-        _ => Traffic { read: 0.0, write: 0.0, flops: 0.0, sfu: 0.0, elems: 1.0, inputs: 1.0 },
+        _ => Traffic { read: 0.0, write: 0.0, flops: 0.0, sfu: 0.0, elems: 1.0, inputs: 1.0, shared: 0.0 },
     }
 }
 
@@ -128,6 +132,9 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
     // Bytes in flight: every resident thread keeps its loads outstanding, up to the
     // SM's limit on outstanding requests.
     let per_thread = imp.vector_elems as f64 * dtype.bytes() * imp.loads_in_flight as f64 * t.inputs;
+    // The shared vector's loads go out with the row's (without them a norm over one row
+    // would look slower than over two).
+    let per_thread = per_thread * (1.0 + t.shared / (t.elems * t.inputs * dtype.bytes()).max(1.0));
     let inflight = (threads.min(max_threads) * per_thread).min(sms * eff.bytes_in_flight_per_sm);
     let level = if l2_warm && memory::fits_l2(gpu, bytes) { Level::L2 } else { Level::Dram };
     // Further passes over the input: from L2 while what they re-read is still there.
