@@ -24,6 +24,9 @@ pub enum Error {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Usage(String),
+    /// Something the machine or the build lacks (a runtime library, a feature).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 fn suggest(s: &[String]) -> String {
