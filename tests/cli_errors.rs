@@ -148,3 +148,21 @@ fn validate_without_traces_folder() {
         .code(1)
         .stderr(predicate::str::contains("trace folder not found"));
 }
+
+/// `profile` exists in every build; without the `ort` feature it says how to get one that
+/// can run ONNX Runtime (and about --from-ort-profile, which works in any build).
+#[cfg(not(feature = "ort"))]
+#[test]
+fn profile_without_the_ort_feature_says_how_to_get_it() {
+    cmd()
+        .args(["profile", "model.onnx", "--gpu", "a100"])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("this build has no ONNX Runtime: rebuild with --features ort and set ORT_DYLIB_PATH=")
+                .and(predicate::str::contains("pip download --no-deps onnxruntime==1.32.0"))
+                .and(predicate::str::contains("--from-ort-profile")),
+        )
+        .stderr(no_panic());
+    cmd().args(["help", "profile"]).assert().success().stdout(predicate::str::contains("phantom-gpu profile resnet50.onnx --replay --gpu a100"));
+}
