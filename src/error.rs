@@ -30,6 +30,9 @@ pub enum Error {
     /// still written before the error.
     #[error("{msg}")]
     DoesNotFit { report: String, msg: String },
+    /// Something the machine or the build lacks (a runtime library, a feature).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// The message for a model that fits on none of `gpus` (key, needed GiB, GPU GiB).

@@ -13,6 +13,7 @@ pub mod graph;
 pub mod hw;
 pub mod kernel;
 pub mod lower;
+pub mod onnxrt;
 pub mod recommend;
 pub mod report;
 pub mod run;

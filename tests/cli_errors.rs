@@ -299,3 +299,18 @@ fn flags_and_arguments() {
     let version = cmd().arg("--version").output().unwrap();
     assert_eq!(version.status.code(), Some(0));
 }
+
+/// `profile` exists in every build; without the `ort` feature it says how to get one that
+/// can run ONNX Runtime (and about --from-ort-profile, which works in any build).
+#[cfg(not(feature = "ort"))]
+#[test]
+fn profile_without_the_ort_feature_says_how_to_get_it() {
+    fails(
+        &["profile", "model.onnx", "--gpu", "a100"],
+        1,
+        "this build has no ONNX Runtime: rebuild with --features ort and set ORT_DYLIB_PATH=/path/to/libonnxruntime.so.1.32.0 (the library is in the PyPI onnxruntime wheel: python3 -m pip download --no-deps onnxruntime==1.32.0, unzip the wheel and point ORT_DYLIB_PATH at onnxruntime/capi/libonnxruntime.so.1.32.0), or convert a profile recorded elsewhere with --from-ort-profile FILE",
+    );
+    let help = cmd().args(["help", "profile"]).output().unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("phantom-gpu profile resnet50.onnx --replay --gpu a100"));
+}

@@ -4,6 +4,7 @@ mod commands;
 mod cost_commands;
 mod kineto_commands;
 mod model_commands;
+pub mod profile_commands;
 mod serve_commands;
 
 use crate::error::{Error, Result};
@@ -169,6 +170,10 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         timeline: Option<PathBuf>,
     },
+    /// Run an ONNX model under ONNX Runtime with profiling on, convert the per-node profile
+    /// into canonical kernel rows with shapes, and optionally predict them on a GPU.
+    #[command(after_help = profile_commands::AFTER_HELP)]
+    Profile(profile_commands::ProfileArgs),
     /// Replay every trace in a folder and report the error against the measurements.
     #[command(after_help = "Examples:\n  phantom-gpu validate\n  phantom-gpu validate --traces ../shared/traces --gpu t4 --op gemm\n  phantom-gpu validate --leave-one-gpu-out --format csv")]
     Validate {
@@ -351,6 +356,7 @@ fn command(cli: &Cli, reg: &Registry) -> Result<String> {
                 commands::replay(reg, files, gpu.as_deref(), cli.global.format)?
             }
         }
+        Command::Profile(args) => profile_commands::profile(&reg, args, cli.global.format)?,
         Command::Validate { traces, gpu, models: true, .. } => {
             let dir = traces.clone().unwrap_or_else(commands::default_traces);
             let g = gpu.as_deref().map(|g| reg.gpu(g).map(|x| x.key().to_string())).transpose()?;

@@ -33,6 +33,10 @@ use std::path::Path;
 /// The protobuf messages, for callers (and tests) that build a model in code.
 pub use onnx_protobuf as proto;
 
+/// The `ELEMENTWISE_FNS` class of a pointwise ONNX op (shared with the ONNX Runtime
+/// profile conversion, `trace::ort_profile`).
+pub use compute::elementwise_fn;
+
 /// Errors inside the importer are messages; [`load_bytes`] adds the file and node.
 type R<T> = std::result::Result<T, String>;
 

@@ -239,7 +239,7 @@ pub(super) fn reduce_to(imp: &mut Importer, n: &NodeProto, x: Value, xs: &[u64],
 }
 
 /// The ELEMENTWISE_FNS entry with the same arithmetic per element as the ONNX op.
-pub(super) fn elementwise_fn(op: &str) -> Option<&'static str> {
+pub fn elementwise_fn(op: &str) -> Option<&'static str> {
     Some(match op {
         "Add" | "Sum" | "Mean" => "add",
         "Sub" | "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" | "Not" => "sub",
