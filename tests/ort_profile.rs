@@ -51,8 +51,10 @@ fn nine_light_models_convert_with_the_shapes_of_our_inference() {
         let mapped = v["mapped_nodes"].as_u64().unwrap();
         let share = v["mapped_measured_ms"].as_f64().unwrap() / v["measured_node_ms"].as_f64().unwrap();
         println!("{name:14} {rows:4} nodes, {mapped:4} mapped ({:5.1}% of the time), {matched:3} conv/gemm equal to ours, {twins} merged twins", share * 100.0);
-        // Timing noise aside (views take microseconds), nearly all the time has a model.
-        assert!(share > 0.9, "{name}: only {:.1}% of the measured time maps to kernel models", share * 100.0);
+        // Most of the time has a model. The unmapped views take microseconds, but on a busy
+        // machine one can stall for a scheduler tick, so the share is a loose check; the
+        // exact one is that only views are unmapped (below).
+        assert!(share > 0.5, "{name}: only {:.1}% of the measured time maps to kernel models", share * 100.0);
         for line in text.lines().skip(1) {
             assert!(line.starts_with("cpu,"), "{name}: a CPU run names gpu=cpu: {line}");
             // Every node of these CNNs has a kernel model except the views.
