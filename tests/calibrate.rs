@@ -60,3 +60,35 @@ fn bad_overlays_and_inputs_are_clear_errors() {
     std::fs::write(&tiny, "gpu,op,dtype,shape,timing,measured_ms,source,tags\nt4,gemm,fp32,b=1;m=64;n=64;k=64,kernel,0.01,x,\n").unwrap();
     cmd().args(["calibrate", "--traces"]).arg(&tiny).args(["--out"]).arg(dir.path().join("o.toml")).assert().code(2).stderr(predicate::str::contains("at least 20 measured rows"));
 }
+
+/// A user's own PyTorch profiler trace calibrates too: the kernels whose shapes it recorded
+/// become rows on its GPU, scored by cross-validation as CSV rows are.
+#[test]
+fn a_kineto_trace_calibrates() {
+    let trace = std::path::Path::new("../shared/traces/kineto/transformer-train-v100.json.gz");
+    if !trace.exists() {
+        eprintln!("skipped: {} not found", trace.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cal.toml");
+    let o = cmd().args(["calibrate", "--traces"]).arg(trace).arg("--out").arg(&out).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    let median = |label: &str| -> f64 { text.split(label).nth(1).unwrap().split('%').next().unwrap().trim().parse().unwrap() };
+    let (before, after) = (median("before: median"), median("after:  median"));
+    assert!(text.contains("rows of GPUs v100-sxm2-16gb"), "{text}");
+    assert!(after < before, "calibration on the trace's own kernels helps under cross-validation: {before}% → {after}%");
+    assert!(std::fs::read_to_string(&out).unwrap().contains("[isa.volta]"));
+    // A trace with no shapes to fit on is a clear error.
+    let bare = dir.path().join("bare.json");
+    std::fs::write(&bare, r#"{"deviceProperties": [{"id": 0, "name": "Tesla V100-SXM2-16GB"}], "traceEvents": [{"ph": "X", "cat": "kernel", "name": "void foo_kernel()", "pid": 0, "tid": 7, "ts": 1.0, "dur": 5.0, "args": {"device": 0, "stream": 7}}]}"#).unwrap();
+    cmd()
+        .args(["calibrate", "--traces"])
+        .arg(&bare)
+        .arg("--out")
+        .arg(dir.path().join("c2.toml"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no kernel in this trace has a recorded shape to calibrate on"));
+}

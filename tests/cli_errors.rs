@@ -174,7 +174,7 @@ fn malformed_trace_csv_gives_the_line() {
     let headless = d.file("plain.csv", "a,b,c\n1,2,3\n");
     fails(&["replay", &headless], 1, &format!("{headless}:1: not a canonical trace: header must have the kernel columns (gpu,op,dtype,shape,timing,measured_ms,source,tags) or the model columns (gpu,model,mode,dtype,batch,seq_len,option,num_gpus,measured_ms)"));
     let models = d.file("m.models.csv", "gpu,model,mode,batch,seq_len,dtype,option,num_gpus,measured_ms,source,tags\n");
-    fails(&["calibrate", "--traces", &models, "--out", s(&d.path("c.toml"))], 1, &format!("{models}: calibration reads kernel traces (gpu,op,dtype,shape,timing,measured_ms,...), not model traces"));
+    fails(&["calibrate", "--traces", &models, "--out", s(&d.path("c.toml"))], 1, &format!("{models}: calibration reads kernel traces (gpu,op,dtype,shape,timing,measured_ms,...) or PyTorch profiler traces (.json, .json.gz), not model traces"));
 }
 
 #[test]

@@ -473,9 +473,22 @@ pub fn calibrate(reg: &Registry, traces: &[PathBuf], out: &Path, sweeps: usize, 
     use crate::validate::calibrate;
     let mut files = Vec::new();
     for p in traces {
-        let f = TraceFile::read(p)?;
+        let f = if crate::trace::kineto::is_kineto_path(p) {
+            // A PyTorch profiler trace: the kernels whose shapes it records, on its GPU.
+            let trace = crate::trace::kineto::KinetoTrace::read(p)?;
+            let gpu = super::kineto_commands::recorded_gpu(reg, &trace, None)?;
+            let mapped = crate::trace::kineto::classify::classify(&trace);
+            let csv = crate::validate::kineto::canonical_csv(&trace, &mapped, gpu.key());
+            let f = TraceFile::from_reader(p, csv.as_bytes())?;
+            if f.rows.is_empty() {
+                return Err(Error::File { path: p.display().to_string(), msg: "no kernel in this trace has a recorded shape to calibrate on (record with record_shapes=True)".into() });
+            }
+            f
+        } else {
+            TraceFile::read(p)?
+        };
         if f.kind != TraceKind::Kernels {
-            return Err(Error::File { path: p.display().to_string(), msg: "calibration reads kernel traces (gpu,op,dtype,shape,timing,measured_ms,...), not model traces".into() });
+            return Err(Error::File { path: p.display().to_string(), msg: "calibration reads kernel traces (gpu,op,dtype,shape,timing,measured_ms,...) or PyTorch profiler traces (.json, .json.gz), not model traces".into() });
         }
         files.push(f);
     }

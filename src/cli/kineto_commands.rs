@@ -47,7 +47,7 @@ fn median(v: &[f64]) -> Option<f64> {
 }
 
 /// The GPU a trace was recorded on: `--recorded-on`, else its `deviceProperties` name.
-fn recorded_gpu<'a>(reg: &'a Registry, trace: &KinetoTrace, recorded_on: Option<&str>) -> Result<&'a Gpu> {
+pub(super) fn recorded_gpu<'a>(reg: &'a Registry, trace: &KinetoTrace, recorded_on: Option<&str>) -> Result<&'a Gpu> {
     let file = trace.path.display();
     if let Some(g) = recorded_on {
         return reg.gpu(g);

@@ -201,10 +201,12 @@ pub enum Command {
         models: bool,
     },
     /// Calibrate the efficiency parameters and host costs on your own measurements
-    /// (canonical trace CSV), score it by 5-fold cross-validation, and write an overlay.
-    #[command(after_help = "Every row is scored by a calibration that did not see it (5 folds); the\noverlay is then fitted on all rows. Apply it with --calibration FILE on any command.\n\nExample:\n  phantom-gpu calibrate --traces my_gemms.csv --out calibration.toml\n  phantom-gpu benchmark --model llama2-7b --gpu a100 --calibration calibration.toml")]
+    /// (canonical trace CSV or PyTorch profiler traces), score it by 5-fold
+    /// cross-validation, and write an overlay.
+    #[command(after_help = "Every row is scored by a calibration that did not see it (5 folds); the\noverlay is then fitted on all rows. Apply it with --calibration FILE on any command.\nFrom a PyTorch profiler trace, the kernels whose shapes it recorded are used (one row\nper op: its kernels' summed time), on the GPU its deviceProperties name.\n\nExamples:\n  phantom-gpu calibrate --traces my_gemms.csv --out calibration.toml\n  phantom-gpu calibrate --traces train_step.json.gz --out calibration.toml\n  phantom-gpu benchmark --model llama2-7b --gpu a100 --calibration calibration.toml")]
     Calibrate {
-        /// Canonical kernel trace files (`gpu,op,dtype,shape,timing,measured_ms,…`).
+        /// Canonical kernel trace files (`gpu,op,dtype,shape,timing,measured_ms,…`) or
+        /// PyTorch profiler (Kineto) traces (`.json`, `.json.gz`).
         #[arg(long, required = true, num_args = 1..)]
         traces: Vec<PathBuf>,
         #[arg(long, value_name = "FILE")]

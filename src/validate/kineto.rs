@@ -201,6 +201,28 @@ pub fn shape_text(op: &Op) -> String {
     }
 }
 
+/// The kernels whose shapes the trace tells (an op's `Input Dims`, or a kernel name that
+/// fixes them) as canonical kernel-trace CSV, one row per op (its kernels' summed time over
+/// how many times the op ran), so that `calibrate` fits on a user's own Kineto recording.
+/// Kernels without a shape are left out: nothing to fit on.
+pub fn canonical_csv(trace: &KinetoTrace, mapped: &[Mapped], gpu_key: &str) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record(crate::trace::canonical::KERNEL_COLUMNS);
+    let source = format!("kineto:{}", trace.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default());
+    for (i, m) in mapped.iter().enumerate() {
+        let Work::Op { op, dtype, times, members, .. } = &m.work else { continue };
+        if matches!(op, Op::AllReduce { .. } | Op::SendRecv { .. }) {
+            continue; // a collective's time depends on the other ranks, not this GPU alone
+        }
+        let ids: &[usize] = if members.is_empty() { std::slice::from_ref(&i) } else { members };
+        let measured_ms = ids.iter().map(|&j| trace.gpu[j].dur).sum::<f64>() / 1000.0 / times.max(1.0);
+        let name: String = trace.gpu[i].name.chars().take(120).collect();
+        let tags = format!("kernel={};framework_op={}", name.replace([';', '\n'], " "), m.op_name);
+        let _ = w.write_record([gpu_key, op.name(), dtype.name(), &shape_text(op).replace(',', ";"), "kernel", &format!("{measured_ms}"), &source, &tags]);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
 fn gemm_ms(gpu: &Gpu, t: &Templates, b: u64, m: u64, n: u64, k: u64, dtype: Dtype) -> Option<f64> {
     kernel::estimate(gpu, t, &Op::Gemm { b, m, n, k, bias: false }, dtype, false).ok().map(|e| e.kernel_ms)
 }
