@@ -92,7 +92,7 @@ fn memory_breakdown_and_oom_verdict() {
 
 #[test]
 fn scheduler_places_kernels_after_host_launch_and_dependencies() {
-    let r = sim("bert-base", "t4", 1, 128, opts(Dtype::Fp32, Mode::Inference, Execution::Eager));
+    let r = sim("bert-base", "t4", 1, 32, opts(Dtype::Fp32, Mode::Inference, Execution::Eager));
     let tl = r.timeline.unwrap();
     let mut prev_end = 0.0;
     for k in &tl.kernels {
