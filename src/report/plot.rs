@@ -184,6 +184,15 @@ fn short(x: f64) -> String {
     }
 }
 
+/// A bar's value to three significant digits (21.6, 9.39, 0.123), `short` from 1000 up.
+fn three_digits(x: f64) -> String {
+    if x.abs() >= 1000.0 || x == 0.0 {
+        return short(x);
+    }
+    let decimals = (2 - x.abs().log10().floor() as i32).max(0) as usize;
+    format!("{x:.decimals$}")
+}
+
 /// Width of the legend column at the right of every chart.
 const LEGEND_W: u32 = 300;
 
@@ -473,6 +482,11 @@ fn draw_bar_panel(area: &DrawingArea<SVGBackend, Shift>, p: &BarPanel) -> Result
         }
     }
     let (_, y_axis_bottom) = chart.backend_coord(&(0.0, y0));
+    if p.groups.iter().all(|g| g.bars.is_empty()) {
+        let (cx, cy) = chart.backend_coord(&(n as f64 / 2.0, (y0 + y1) / 2.0));
+        let style = TextStyle::from(("sans-serif", 13)).pos(Pos::new(HPos::Center, VPos::Center));
+        area.draw(&Text::new("no data (see the notes)", (cx - base.0, cy - base.1), style)).map_err(err)?;
+    }
     let label_style = TextStyle::from(("sans-serif", 12)).pos(Pos::new(HPos::Center, VPos::Top));
     let value_style = TextStyle::from(("sans-serif", 10)).pos(Pos::new(HPos::Center, VPos::Bottom));
     for (gi, g) in p.groups.iter().enumerate() {
@@ -495,7 +509,7 @@ fn draw_bar_panel(area: &DrawingArea<SVGBackend, Shift>, p: &BarPanel) -> Result
             chart.draw_series(std::iter::once(r)).map_err(err)?;
             let (px0, py) = chart.backend_coord(&(a, h));
             let (px1, _) = chart.backend_coord(&(b, h));
-            let text = short(v);
+            let text = three_digits(v);
             // The value when it fits over the bar (about 5 px per character at 10 px).
             if (px1 - px0) as f64 + 6.0 >= 5.0 * text.chars().count() as f64 {
                 area.draw(&Text::new(text, ((px0 + px1) / 2 - base.0, py - base.1 - 2), value_style.clone())).map_err(err)?;
