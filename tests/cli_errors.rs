@@ -159,6 +159,11 @@ fn missing_files_are_named() {
     fails(&["list-prices", "--prices", "/nonexistent.toml"], 1, "cannot read '/nonexistent.toml': No such file or directory (os error 2)");
     fails(&["list-gpus", "--output", "/nonexistent/dir/out.txt"], 1, "cannot write '/nonexistent/dir/out.txt': No such file or directory (os error 2)");
     fails(
+        &["serve-sim", "--model", "llama2-7b", "--gpu", "a100", "--rate", "2", "--prompt-len", "64", "--output-len", "8", "--requests", "5", "--plot", "/nonexistent/dir/serve.svg"],
+        1,
+        "cannot write '/nonexistent/dir/serve.svg': No such file or directory (os error 2)",
+    );
+    fails(
         &["validate", "--traces", "/nonexistent/traces"],
         1,
         "/nonexistent/traces: trace folder not found (pass --traces DIR or set PHANTOM_TRACES; the data is in shared/traces beside the checkout)",

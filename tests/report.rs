@@ -164,3 +164,115 @@ fn html_report_renders_in_headless_chromium() {
         std::fs::copy(&shot, keep).unwrap();
     }
 }
+
+/// The text of every `<text>` element, trimmed.
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text").skip(1).filter_map(|t| Some(t[t.find('>')? + 1..t.find("</text>")?].trim().to_string())).collect()
+}
+
+/// The numeric attributes of every `<rect>` element.
+fn svg_rects(svg: &str) -> Vec<Vec<(String, String)>> {
+    svg.split("<rect")
+        .skip(1)
+        .map(|r| {
+            let tag = &r[..r.find('>').unwrap_or(r.len())];
+            tag.split_whitespace()
+                .filter_map(|kv| {
+                    let (k, v) = kv.split_once('=')?;
+                    Some((k.to_string(), v.trim_end_matches('/').trim_matches('"').to_string()))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A bar value label as `short` writes it (12, 3.45, 12k, 1.5M).
+fn label_value(s: &str) -> Option<f64> {
+    let (n, scale) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1e3),
+        'M' => (&s[..s.len() - 1], 1e6),
+        _ => (s, 1.0),
+    };
+    n.parse::<f64>().ok().map(|v| v * scale)
+}
+
+fn serve_plot(dir: &Path, gpus: &str) -> (std::process::Output, PathBuf) {
+    let svg = dir.join("serve.svg");
+    let out = cmd()
+        .args(["serve-sim", "--model", "llama2-7b", "--gpu", gpus, "--rate", "4", "--prompt-len", "256", "--output-len", "32", "--requests", "50", "--plot"])
+        .arg(&svg)
+        .output()
+        .unwrap();
+    (out, svg)
+}
+
+#[test]
+fn serve_sim_plot_has_percentiles_and_throughput_for_each_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, svg) = serve_plot(dir.path(), "a100,h100");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("plot written to"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ttft_p50_ms"), "the table is still printed");
+    let s = std::fs::read_to_string(&svg).unwrap();
+    assert!(s.trim_start().starts_with("<svg") && s.trim_end().ends_with("</svg>"));
+    assert!(!s.contains("<image") && !s.contains("href="), "no external resources");
+    let texts = svg_texts(&s);
+    let has = |t: &str| texts.iter().any(|x| x == t);
+    assert!(has("llama2-7b serving at 4 req/s: 256 prompt (fixed) + 32 output (fixed) tokens, 50 requests, fp16"), "{texts:?}");
+    // Percentile groups, panel titles and axis labels with units.
+    for m in ["TTFT", "TPOT", "e2e"] {
+        for p in ["p50", "p90", "p99"] {
+            assert!(has(&format!("{m} {p}")), "{m} {p} missing: {texts:?}");
+        }
+    }
+    for t in ["time to first token", "time per output token", "end-to-end latency", "output throughput", "request throughput", "TTFT, ms", "TPOT, ms", "output tokens/s", "requests/s", "offered 4 req/s"] {
+        assert!(has(t), "{t} missing: {texts:?}");
+    }
+    assert!(has("end-to-end, ms") || has("end-to-end, s"));
+    // Each GPU: in the legend and under its throughput bars.
+    for gpu in ["a100-sxm4-80gb", "h100-sxm5-80gb"] {
+        assert_eq!(texts.iter().filter(|t| *t == gpu).count(), 3, "{gpu}: legend + two throughput panels");
+    }
+    assert!(!texts.iter().any(|t| t.contains("did not run")));
+    // Bars in each GPU's colour: 9 percentiles + 2 throughputs + the legend swatch.
+    let rects = svg_rects(&s);
+    for colour in ["#1F77B4", "#FF7F0E"] {
+        let n = rects.iter().filter(|r| r.iter().any(|(k, v)| k == "fill" && v.eq_ignore_ascii_case(colour))).count();
+        assert_eq!(n, 12, "{colour}");
+    }
+    // Every number in the drawing is finite, bars have a positive height, and the value
+    // labels parse.
+    assert!(!s.contains("NaN") && !s.contains("inf"), "non-finite value in the SVG");
+    for r in &rects {
+        for (k, v) in r.iter().filter(|(k, _)| ["x", "y", "width", "height"].contains(&k.as_str())) {
+            assert!(v.parse::<f64>().is_ok_and(f64::is_finite), "{k}={v}");
+        }
+    }
+    let values: Vec<f64> = texts.iter().filter_map(|t| label_value(t)).collect();
+    assert!(values.len() >= 10, "value labels: {texts:?}");
+    assert!(values.iter().all(|v| v.is_finite() && *v >= 0.0));
+}
+
+#[test]
+fn serve_sim_plot_names_the_gpus_that_cannot_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    // llama2-7b in fp16 leaves no room for a KV cache on a 16 GB T4.
+    let (out, svg) = serve_plot(dir.path(), "t4,a100");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: did not run: t4 cannot run serving llama2-7b"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("a100-sxm4-80gb") && stdout.contains("Did not run: t4 cannot run serving llama2-7b"), "{stdout}");
+    let s = std::fs::read_to_string(&svg).unwrap();
+    let texts = svg_texts(&s);
+    assert!(texts.iter().any(|t| t == "t4 (did not run)"), "{texts:?}");
+    assert!(texts.iter().any(|t| t.starts_with("Did not run: t4 cannot run serving llama2-7b")), "{texts:?}");
+    assert_eq!(texts.iter().filter(|t| *t == "a100-sxm4-80gb").count(), 3);
+    // Nothing ran: the error, and no plot.
+    std::fs::remove_file(&svg).unwrap();
+    let (out, svg) = serve_plot(dir.path(), "t4");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: t4 cannot run serving llama2-7b"));
+    assert!(!svg.exists(), "no empty plot");
+}

@@ -122,7 +122,7 @@ pub struct RecommendFlags {
     pub prices: PriceFlags,
 }
 
-fn write_file(path: &Path, content: &str) -> Result<()> {
+pub(super) fn write_file(path: &Path, content: &str) -> Result<()> {
     std::fs::write(path, content).map_err(|e| Error::Write { path: path.to_path_buf(), source: e })
 }
 

@@ -92,7 +92,7 @@ pub enum Command {
     },
     /// Simulate an LLM server: Poisson arrivals, continuous batching, a paged KV cache;
     /// throughput and TTFT/TPOT/end-to-end latency percentiles.
-    #[command(after_help = "Examples:\n  phantom-gpu serve-sim --model llama2-7b --gpu a100 --rate 4 --prompt-len 512 --output-len 128\n  phantom-gpu serve-sim --model llama3-8b --gpu h100,l4 --rate 2 --prompt-len 1024 --output-len 256 --prompt-len-dist exp --seed 7 --format json")]
+    #[command(after_help = "Examples:\n  phantom-gpu serve-sim --model llama2-7b --gpu a100 --rate 4 --prompt-len 512 --output-len 128\n  phantom-gpu serve-sim --model llama3-8b --gpu h100,l4 --rate 2 --prompt-len 1024 --output-len 256 --prompt-len-dist exp --seed 7 --format json\n  phantom-gpu serve-sim --model llama2-7b --gpu a100,h100,l4 --rate 4 --prompt-len 512 --output-len 128 --plot serve.svg")]
     ServeSim(serve_commands::ServeSimArgs),
     /// Simulate several models × GPUs × batch sizes: a table of time, throughput, memory, OOM.
     #[command(after_help = "Example:\n  phantom-gpu compare-models --models llama2-7b,bert-large,resnet50 --gpus v100,a100,4090 --batch-sizes 1,8,32")]

@@ -5,8 +5,9 @@ use super::RunFlags;
 use crate::error::{Error, Result};
 use crate::hw::{Gpu, Registry};
 use crate::lower::{AttentionImpl, Execution, Options, Precision};
+use crate::report::plot::{self, BarGroup, BarPanel, Chart, Panels};
 use crate::report::{num, text, Format, Table};
-use crate::serve::sim::{self, LenDist, SimConfig, SimResult};
+use crate::serve::sim::{self, Latency, LenDist, SimConfig, SimResult};
 use crate::serve::{self, Engine, Generation};
 use clap::Args;
 use serde_json::Value;
@@ -85,6 +86,11 @@ pub struct ServeSimArgs {
     pub execution: Execution,
     #[arg(long, value_enum, default_value = "auto")]
     pub attention: AttentionImpl,
+    /// Write an SVG chart: TTFT, TPOT and end-to-end latency percentiles (p50/p90/p99) and
+    /// throughput (output tokens/s, requests/s) per GPU. GPUs that cannot serve the model
+    /// are named in it.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
 }
 
 fn precision(p: &str, kv: Option<&String>) -> Result<Precision> {
@@ -209,10 +215,32 @@ pub fn serve_sim(reg: &Registry, a: &ServeSimArgs, format: Format) -> Result<Str
         optimizer_step: false,
         ..Options::default()
     };
+    // A GPU that cannot serve the model (memory, precision) leaves the others to compare;
+    // when none can, the first one's error is the answer.
     let mut results = Vec::new();
-    for gpu in gpus(reg, &a.gpu)? {
-        let engine = Engine::new(gpu, &reg.templates, &a.model, opts)?;
-        results.push(sim::simulate(&engine, &cfg)?);
+    let mut failed: Vec<(String, Error)> = Vec::new();
+    let asked = gpus(reg, &a.gpu)?;
+    for &gpu in &asked {
+        match Engine::new(gpu, &reg.templates, &a.model, opts).and_then(|engine| sim::simulate(&engine, &cfg)) {
+            Ok(r) => results.push(r),
+            Err(e) => failed.push((gpu.key().to_string(), e)),
+        }
+    }
+    let failures: Vec<(String, String)> = failed.iter().map(|(g, e)| (g.clone(), failure(g, e))).collect();
+    if results.is_empty() {
+        let first = failures.first().map(|f| f.1.clone()).unwrap_or_default();
+        for (_, f) in failures.iter().skip(1).filter(|f| f.1 != first) {
+            eprintln!("warning: {f}");
+        }
+        return Err(failed.into_iter().next().map(|(_, e)| e).unwrap_or_else(|| Error::Usage("no GPU given".into())));
+    }
+    for (_, f) in &failures {
+        eprintln!("warning: did not run: {f}");
+    }
+    if let Some(path) = &a.plot {
+        let order: Vec<String> = asked.iter().map(|g| g.key().to_string()).collect();
+        super::cost_commands::write_file(path, &plot::page_svg(&[serving_chart(a, &order, &results, &failures)])?)?;
+        eprintln!("plot written to {}", path.display());
     }
     if format == Format::Json {
         return Ok(json(&results));
@@ -241,8 +269,82 @@ pub fn serve_sim(reg: &Registry, a: &ServeSimArgs, format: Format) -> Result<Str
     let mut out = t.render(format);
     if format == Format::Table {
         out += &sim_notes(&results);
+        for (_, f) in &failures {
+            out += &format!("\nDid not run: {f}\n");
+        }
     }
     Ok(out)
+}
+
+/// "gpu: message", unless the message already starts with the GPU's name.
+fn failure(gpu: &str, e: &Error) -> String {
+    let m = e.to_string();
+    if m.starts_with(gpu) {
+        m
+    } else {
+        format!("{gpu}: {m}")
+    }
+}
+
+/// `serve-sim --plot`: latency percentiles and throughput per GPU that ran; `order` is
+/// every GPU asked for (a GPU keeps its colour whether or not the others ran).
+fn serving_chart(a: &ServeSimArgs, order: &[String], results: &[SimResult], failures: &[(String, String)]) -> Chart {
+    let colour = |g: &str| order.iter().position(|x| x == g).unwrap_or(0);
+    let pct = |name: &str, lat: &dyn Fn(&SimResult) -> Option<Latency>, scale: f64| -> Vec<BarGroup> {
+        [("p50", 0), ("p90", 1), ("p99", 2)]
+            .iter()
+            .map(|&(p, k)| BarGroup {
+                label: format!("{name} {p}"),
+                bars: results.iter().filter_map(|r| lat(r).map(|l| (colour(&r.gpu), [l.p50, l.p90, l.p99][k] / scale))).collect(),
+            })
+            .collect()
+    };
+    let e2e_in_s = results.iter().any(|r| r.e2e_ms.p50 >= 1000.0);
+    let (e2e_scale, e2e_unit) = if e2e_in_s { (1000.0, "s") } else { (1.0, "ms") };
+    let panel = |title: &str, y: &str, groups: Vec<BarGroup>, reference: Option<(String, f64)>| BarPanel { title: title.into(), y_label: y.into(), groups, reference };
+    let per_gpu = |v: &dyn Fn(&SimResult) -> f64| -> Vec<BarGroup> { results.iter().map(|r| BarGroup { label: r.gpu.clone(), bars: vec![(colour(&r.gpu), v(r))] }).collect() };
+    let rows = vec![
+        vec![
+            panel("time to first token", "TTFT, ms", pct("TTFT", &|r| Some(r.ttft_ms.clone()), 1.0), None),
+            panel("time per output token", "TPOT, ms", pct("TPOT", &|r| r.tpot_ms.clone(), 1.0), None),
+            panel("end-to-end latency", &format!("end-to-end, {e2e_unit}"), pct("e2e", &|r| Some(r.e2e_ms.clone()), e2e_scale), None),
+        ],
+        vec![
+            panel("output throughput", "output tokens/s", per_gpu(&|r| r.output_tokens_per_s), None),
+            panel("request throughput", "requests/s", per_gpu(&|r| r.request_throughput_per_s), Some((format!("offered {} req/s", short_num(a.rate)), a.rate))),
+        ],
+    ];
+    let first = &results[0];
+    let dist = |d: LenDist| format!("{d:?}").to_lowercase();
+    let title = format!(
+        "{} serving at {} req/s: {} prompt ({}) + {} output ({}) tokens, {} requests, {}",
+        first.model,
+        short_num(a.rate),
+        a.prompt_len,
+        dist(a.prompt_len_dist),
+        a.output_len,
+        dist(a.output_len_dist),
+        a.requests,
+        if first.kv_dtype == first.precision { first.precision.clone() } else { format!("{}, KV cache {}", first.precision, first.kv_dtype) }
+    );
+    let mut legend: Vec<(String, Option<usize>)> = results.iter().map(|r| (r.gpu.clone(), Some(colour(&r.gpu)))).collect();
+    let mut notes = vec![format!(
+        "Predicted by PhantomGPU's serving simulation (not measured): Poisson arrivals (seed {}), continuous batching of up to {} requests over a paged KV cache, {:?} steps. Percentiles are over requests; TPOT = (completion − first token) / (output tokens − 1); the dashed line is the offered rate.",
+        a.seed, a.max_batch, first.execution
+    )];
+    for r in results.iter().filter(|r| r.tpot_ms.is_none()) {
+        notes.push(format!("{}: no TPOT (every request produced one token).", r.gpu));
+    }
+    for (gpu, f) in failures {
+        legend.push((format!("{gpu} (did not run)"), None));
+        notes.push(format!("Did not run: {f}"));
+    }
+    Chart::Panels(Panels { title, rows, legend, notes })
+}
+
+fn short_num(x: f64) -> String {
+    let s = format!("{x:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn sim_notes(results: &[SimResult]) -> String {

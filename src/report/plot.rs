@@ -1,7 +1,8 @@
 //! SVG charts drawn with `plotters` (SVG backend only: text is written as SVG `<text>`
 //! and laid out by the viewer, so no system fonts are needed). Two kinds: log-log line
-//! charts (throughput or cost against batch size, one series per GPU) and horizontal
-//! stacked bars (a step's time by kernel kind).
+//! charts (throughput or cost against batch size, one series per GPU), horizontal
+//! stacked bars (a step's time by kernel kind), and figures of grouped vertical bar panels
+//! under one title and legend (`serve-sim`'s latency percentiles and throughput per GPU).
 
 use crate::error::{Error, Result};
 use plotters::coord::Shift;
@@ -40,6 +41,7 @@ pub struct StackedBars {
 pub enum Chart {
     Line(LineChart),
     Bars(StackedBars),
+    Panels(Panels),
 }
 
 pub const WIDTH: u32 = 1100;
@@ -50,6 +52,7 @@ impl Chart {
         match self {
             Chart::Line(_) => 440,
             Chart::Bars(b) => 120 + 28 * b.bars.len().max(1) as u32,
+            Chart::Panels(p) => p.height(),
         }
     }
     /// The chart as a standalone SVG document.
@@ -67,6 +70,7 @@ impl Chart {
         match self {
             Chart::Line(c) => draw_lines(area, c),
             Chart::Bars(c) => draw_bars(area, c),
+            Chart::Panels(c) => draw_panels(area, c),
         }
     }
 }
@@ -178,6 +182,15 @@ fn short(x: f64) -> String {
         let s = format!("{x:.4}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
+}
+
+/// A bar's value to three significant digits (21.6, 9.39, 0.123), `short` from 1000 up.
+fn three_digits(x: f64) -> String {
+    if x.abs() >= 1000.0 || x == 0.0 {
+        return short(x);
+    }
+    let decimals = (2 - x.abs().log10().floor() as i32).max(0) as usize;
+    format!("{x:.decimals$}")
 }
 
 /// Width of the legend column at the right of every chart.
@@ -323,4 +336,193 @@ fn draw_bars(area: &DrawingArea<SVGBackend, Shift>, c: &StackedBars) -> Result<(
         entries.push((cat.clone(), col, false));
     }
     legend(&legend_area, &entries)
+}
+
+/// One group of side-by-side bars (a percentile, or a GPU): `(colour, value)` each,
+/// drawn centred in the group's slot in the order given.
+#[derive(Debug, Clone)]
+pub struct BarGroup {
+    pub label: String,
+    pub bars: Vec<(usize, f64)>,
+}
+
+/// Vertical grouped bars on a linear axis from zero, each bar labelled with its value.
+#[derive(Debug, Clone)]
+pub struct BarPanel {
+    pub title: String,
+    pub y_label: String,
+    pub groups: Vec<BarGroup>,
+    /// A dashed horizontal line with its label (an offered load, a target).
+    pub reference: Option<(String, f64)>,
+}
+
+/// A figure of bar panels: rows of panels side by side under one title, one legend for
+/// all of them (a colour per entry; `None` draws a grey swatch for something that has no
+/// bars, such as a GPU that could not run), and notes under the panels.
+#[derive(Debug, Clone)]
+pub struct Panels {
+    pub title: String,
+    pub rows: Vec<Vec<BarPanel>>,
+    pub legend: Vec<(String, Option<usize>)>,
+    pub notes: Vec<String>,
+}
+
+const PANELS_TITLE_H: u32 = 44;
+const PANEL_ROW_H: u32 = 330;
+const NOTE_LINE_H: u32 = 18;
+/// Characters per note line (12 px sans-serif over `WIDTH`, with room to spare).
+const NOTE_CHARS: usize = 165;
+
+impl Panels {
+    /// Whether any panel has a bar to draw.
+    pub fn has_data(&self) -> bool {
+        self.rows.iter().flatten().any(|p| p.groups.iter().any(|g| !g.bars.is_empty()))
+    }
+    fn note_lines(&self) -> Vec<String> {
+        self.notes.iter().flat_map(|n| wrap(n, NOTE_CHARS)).collect()
+    }
+    fn height(&self) -> u32 {
+        let notes = self.note_lines().len() as u32;
+        PANELS_TITLE_H + PANEL_ROW_H * self.rows.len().max(1) as u32 + if notes > 0 { 12 + NOTE_LINE_H * notes } else { 0 }
+    }
+}
+
+/// Splits `s` at spaces into lines of at most `width` characters (a longer word keeps its
+/// own line).
+fn wrap(s: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for w in s.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + w.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(w);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+fn draw_panels(area: &DrawingArea<SVGBackend, Shift>, f: &Panels) -> Result<()> {
+    if !f.has_data() {
+        return Err(Error::Usage(format!("cannot draw '{}': there is nothing to plot", f.title)));
+    }
+    let (w, _) = area.dim_in_pixel();
+    let (title, rest) = area.split_vertically(PANELS_TITLE_H);
+    let title_style = TextStyle::from(("sans-serif", 19)).pos(Pos::new(HPos::Center, VPos::Center));
+    title.draw(&Text::new(f.title.clone(), (w as i32 / 2, PANELS_TITLE_H as i32 / 2 + 4), title_style)).map_err(err)?;
+    let (body, notes) = rest.split_vertically(PANEL_ROW_H * f.rows.len().max(1) as u32);
+    let (plots, legend_area) = body.split_horizontally(w.saturating_sub(LEGEND_W));
+    let mut below = plots;
+    for row in &f.rows {
+        let (this, next) = below.split_vertically(PANEL_ROW_H);
+        below = next;
+        let (pw, _) = this.dim_in_pixel();
+        let n = row.len().max(1) as u32;
+        let mut left = this;
+        for (i, p) in row.iter().enumerate() {
+            let (cell, right) = if i + 1 < row.len() { left.split_horizontally(pw / n) } else { (left.clone(), left.clone()) };
+            draw_bar_panel(&cell, p)?;
+            left = right;
+        }
+    }
+    let entries: Vec<(String, RGBColor, bool)> = f.legend.iter().map(|(name, c)| (name.clone(), c.map(color).unwrap_or(RGBColor(200, 200, 200)), false)).collect();
+    legend(&legend_area, &entries)?;
+    let notes = notes.margin(8, 0, 14, 14);
+    for (i, line) in f.note_lines().iter().enumerate() {
+        notes.draw(&Text::new(line.clone(), (0, NOTE_LINE_H as i32 * i as i32), ("sans-serif", 12))).map_err(err)?;
+    }
+    Ok(())
+}
+
+fn draw_bar_panel(area: &DrawingArea<SVGBackend, Shift>, p: &BarPanel) -> Result<()> {
+    let n = p.groups.len().max(1);
+    let values = || p.groups.iter().flat_map(|g| g.bars.iter().map(|b| b.1)).chain(p.reference.iter().map(|r| r.1)).filter(|v| v.is_finite());
+    let top = values().fold(0.0f64, f64::max);
+    let low = values().filter(|v| *v > 0.0).fold(f64::INFINITY, f64::min);
+    // A log axis when the values span more than a factor of 30 (a saturated GPU's
+    // queueing delay next to another's milliseconds): every bar stays readable.
+    let log = top > 0.0 && top / low > 30.0;
+    let (y0, y1) = if log {
+        let (lo, hi) = log_bounds(values());
+        (lo.log10(), hi.log10())
+    } else {
+        // Room above the tallest bar for its value.
+        (0.0, if top > 0.0 { top * 1.15 } else { 1.0 })
+    };
+    let y = |v: f64| if log { v.log10() } else { v };
+    let y_label = if log { format!("{} (log scale)", p.y_label) } else { p.y_label.clone() };
+    let mut chart = ChartBuilder::on(area)
+        .caption(&p.title, ("sans-serif", 15))
+        .margin(10)
+        .x_label_area_size(34)
+        .y_label_area_size(62)
+        .build_cartesian_2d(0f64..n as f64, y0..y1)
+        .map_err(err)?;
+    let mut mesh = chart.configure_mesh();
+    mesh.disable_x_mesh().x_labels(0).y_desc(&y_label).light_line_style(TRANSPARENT).bold_line_style(RGBColor(228, 228, 228));
+    if log {
+        // Our own 1-2-5 ticks, as on the line charts.
+        mesh.disable_y_mesh().y_label_formatter(&|_| String::new()).set_tick_mark_size(LabelAreaPosition::Left, 0);
+    } else {
+        mesh.y_labels(6).y_label_formatter(&|v| short(*v));
+    }
+    mesh.draw().map_err(err)?;
+    let base = area.get_base_pixel();
+    if log {
+        for v in log_ticks(y0, y1) {
+            chart.draw_series(std::iter::once(PathElement::new(vec![(0.0, v.log10()), (n as f64, v.log10())], RGBColor(228, 228, 228)))).map_err(err)?;
+            let (px, py) = chart.backend_coord(&(0.0, v.log10()));
+            let style = TextStyle::from(("sans-serif", 12)).pos(Pos::new(HPos::Right, VPos::Center));
+            area.draw(&Text::new(short(v), (px - base.0 - 6, py - base.1), style)).map_err(err)?;
+        }
+    }
+    let (_, y_axis_bottom) = chart.backend_coord(&(0.0, y0));
+    if p.groups.iter().all(|g| g.bars.is_empty()) {
+        let (cx, cy) = chart.backend_coord(&(n as f64 / 2.0, (y0 + y1) / 2.0));
+        let style = TextStyle::from(("sans-serif", 13)).pos(Pos::new(HPos::Center, VPos::Center));
+        area.draw(&Text::new("no data (see the notes)", (cx - base.0, cy - base.1), style)).map_err(err)?;
+    }
+    let label_style = TextStyle::from(("sans-serif", 12)).pos(Pos::new(HPos::Center, VPos::Top));
+    let value_style = TextStyle::from(("sans-serif", 10)).pos(Pos::new(HPos::Center, VPos::Bottom));
+    for (gi, g) in p.groups.iter().enumerate() {
+        let (cx, _) = chart.backend_coord(&(gi as f64 + 0.5, y0));
+        area.draw(&Text::new(g.label.clone(), (cx - base.0, y_axis_bottom - base.1 + 6), label_style.clone())).map_err(err)?;
+        if g.bars.is_empty() {
+            continue;
+        }
+        // Bars fill 80% of the slot, at most 30% of it each, centred.
+        let bw = (0.8 / g.bars.len() as f64).min(0.3);
+        let x0 = gi as f64 + 0.5 - bw * g.bars.len() as f64 / 2.0;
+        for (bi, &(c, v)) in g.bars.iter().enumerate() {
+            if !v.is_finite() || (log && v <= 0.0) {
+                continue;
+            }
+            let (a, b) = (x0 + bw * bi as f64, x0 + bw * (bi + 1) as f64);
+            let h = y(v.max(0.0));
+            let mut r = Rectangle::new([(a, y0), (b, h)], color(c).filled());
+            r.set_margin(0, 0, 1, 1);
+            chart.draw_series(std::iter::once(r)).map_err(err)?;
+            let (px0, py) = chart.backend_coord(&(a, h));
+            let (px1, _) = chart.backend_coord(&(b, h));
+            let text = three_digits(v);
+            // The value when it fits over the bar (about 5 px per character at 10 px).
+            if (px1 - px0) as f64 + 6.0 >= 5.0 * text.chars().count() as f64 {
+                area.draw(&Text::new(text, ((px0 + px1) / 2 - base.0, py - base.1 - 2), value_style.clone())).map_err(err)?;
+            }
+        }
+    }
+    if let Some((label, v)) = &p.reference {
+        // Dashed: ten dashes per group.
+        let dashes = (0..n * 10).map(|k| k as f64 / 10.0).map(|a| PathElement::new(vec![(a, y(*v)), (a + 0.05, y(*v))], BLACK.stroke_width(1)));
+        chart.draw_series(dashes).map_err(err)?;
+        let (px, py) = chart.backend_coord(&(n as f64, y(*v)));
+        let style = TextStyle::from(("sans-serif", 11)).pos(Pos::new(HPos::Right, VPos::Bottom));
+        area.draw(&Text::new(label.clone(), (px - base.0 - 2, py - base.1 - 2), style)).map_err(err)?;
+    }
+    Ok(())
 }
