@@ -6,6 +6,7 @@ its 95% confidence interval, the machine, the date and the commit.
 Usage (from the repository root, with ../shared/traces beside it):
     python3 tools/benchmarks.py            # cargo bench, then BENCHMARKS.md
     python3 tools/benchmarks.py --no-run   # only rewrite BENCHMARKS.md from the last run
+    python3 tools/benchmarks.py --note "…"  # a line about the conditions (other load …)
 """
 import datetime
 import json
@@ -76,6 +77,8 @@ def estimate(bench_id):
 
 
 def main():
+    note = sys.argv[sys.argv.index("--note") + 1] if "--note" in sys.argv[:-1] else None
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     if "--no-run" not in sys.argv:
         subprocess.run(["cargo", "bench"], cwd=ROOT, check=True)
     rows, missing = [], []
@@ -99,6 +102,8 @@ def main():
         f"- Machine: {machine()}",
         f"- Toolchain: {sh('rustc', '--version')}",
         f"- Commit: {sh('git', 'rev-parse', '--short', 'HEAD')}",
+        *([f"- Load average when the run started: {load:.2f}"] if load is not None and "--no-run" not in sys.argv else []),
+        *([f"- Note: {note}"] if note else []),
         "",
         "| benchmark | what one iteration does | median | 95% CI |",
         "|---|---|---|---|",
