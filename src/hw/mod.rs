@@ -130,11 +130,16 @@ impl Registry {
     pub fn add_file(&mut self, path: &Path) -> Result<Vec<String>> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
-        let shown = path.display().to_string();
-        let value: toml::Table = parse_toml(&shown, &text)?;
+        self.add_str(&path.display().to_string(), &text)
+    }
+
+    /// As `add_file`, from the file's text; `shown` names it in errors.
+    pub fn add_str(&mut self, shown: &str, text: &str) -> Result<Vec<String>> {
+        let shown = shown.to_string();
+        let value: toml::Table = parse_toml(&shown, text)?;
         let mut added = vec![];
         if value.contains_key("profiles") {
-            let (profiles, warnings) = legacy::convert(&shown, &text, self)?;
+            let (profiles, warnings) = legacy::convert(&shown, text, self)?;
             self.warnings.extend(warnings);
             for p in profiles {
                 added.push(p.key.clone());
@@ -156,7 +161,7 @@ impl Registry {
                 self.insert(p, &shown)?;
             }
         } else if value.contains_key("key") {
-            let p: GpuProfile = parse_toml(&shown, &text)?;
+            let p: GpuProfile = parse_toml(&shown, text)?;
             added.push(p.key.clone());
             self.insert(p, &shown)?;
         } else {

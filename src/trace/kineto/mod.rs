@@ -134,17 +134,23 @@ pub fn is_kineto_path(path: &Path) -> bool {
 impl KinetoTrace {
     /// Reads a trace file, plain JSON or gzip (recognised by its magic bytes).
     pub fn read(path: &Path) -> Result<KinetoTrace> {
-        let mut file = std::fs::File::open(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
+        let file = std::fs::File::open(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
+        Self::from_reader(file, path)
+    }
+
+    /// Reads a trace from a stream, plain JSON or gzip (recognised by its magic bytes);
+    /// `path` names it in errors.
+    pub fn from_reader(mut r: impl Read, path: &Path) -> Result<KinetoTrace> {
         let mut magic = [0u8; 2];
-        let n = read_prefix(&mut file, &mut magic).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
+        let n = read_prefix(&mut r, &mut magic).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
         let head = std::io::Cursor::new(magic[..n].to_vec());
         let gz = n == 2 && magic == [0x1f, 0x8b];
         let shown = path.display().to_string();
         let collected = if gz {
-            let r = BufReader::with_capacity(1 << 16, flate2::read::MultiGzDecoder::new(BufReader::new(head.chain(file))));
+            let r = BufReader::with_capacity(1 << 16, flate2::read::MultiGzDecoder::new(BufReader::new(head.chain(r))));
             parse_reader(r, &shown, true)?
         } else {
-            parse_reader(BufReader::with_capacity(1 << 16, head.chain(file)), &shown, false)?
+            parse_reader(BufReader::with_capacity(1 << 16, head.chain(r)), &shown, false)?
         };
         collected.link(path)
     }
@@ -180,7 +186,7 @@ impl KinetoTrace {
     }
 }
 
-fn read_prefix(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_prefix(f: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         let k = f.read(&mut buf[n..])?;
