@@ -283,18 +283,23 @@ fn key(v: &Option<Value>) -> String {
     }
 }
 
+/// A launch dimension: what CUDA allows (grid.x < 2^31), else read as absent (1).
 fn dim3(v: &Option<Value>) -> [u64; 3] {
     let mut d = [1u64; 3];
     if let Some(Value::Array(a)) = v {
         for (i, x) in a.iter().take(3).enumerate() {
-            d[i] = x.as_u64().unwrap_or(1).max(1);
+            d[i] = x.as_u64().filter(|&n| n < 1 << 31).unwrap_or(1).max(1);
         }
     }
     d
 }
 
+/// Tensor sizes; a tensor of more elements than any GPU holds (`Op`'s limit) reads as
+/// unrecorded, so that no product of its sizes overflows.
 fn sizes(v: &Value) -> Option<Vec<u64>> {
-    v.as_array()?.iter().map(|x| x.as_i64().map(|i| i.max(0) as u64)).collect()
+    let d: Vec<u64> = v.as_array()?.iter().map(|x| x.as_i64().map(|i| i.max(0) as u64)).collect::<Option<_>>()?;
+    let numel = d.iter().try_fold(1u64, |a, &x| a.checked_mul(x));
+    numel.is_some_and(|n| n <= crate::kernel::op::MAX_ELEMENTS).then_some(d)
 }
 
 fn parse_dims(v: &Option<Value>) -> Vec<Dims> {
