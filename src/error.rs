@@ -93,3 +93,13 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 pub fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
+
+/// A number from a user's file as people read it: plain for everyday magnitudes,
+/// scientific beyond them (`1e300`, not three hundred digits).
+pub fn show_num(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() || (1e-3..1e9).contains(&v.abs()) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}

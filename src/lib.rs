@@ -9,6 +9,9 @@
 pub mod cli;
 pub mod cost;
 pub mod error;
+/// Entry points for `fuzz/` (cargo fuzz) and `tests/fuzz_regressions.rs`.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod graph;
 pub mod hw;
 pub mod kernel;

@@ -223,7 +223,29 @@ pub fn parse(text: &str, origin: &str) -> Result<HfModel> {
     for t in &m.towers {
         t.config.check(&format!("{origin} ({model_type})"))?;
     }
+    check_extra_sizes(&c, &m)?;
     Ok(m)
+}
+
+/// The sizes read beside the `TransformerConfig` (which checks its own), bounded like its
+/// sizes so that no element count overflows.
+fn check_extra_sizes(c: &Cfg, m: &HfModel) -> Result<()> {
+    use transformer::{MAX_POSITIONS, MAX_WIDTH};
+    let mut sizes = vec![("projection_dim", m.projection_dim, MAX_WIDTH)];
+    for t in &m.towers {
+        let f = &t.fixes;
+        sizes.extend([
+            ("word_embed_proj_dim", f.embed_proj, MAX_WIDTH),
+            ("relative_attention_num_buckets", f.relative_buckets, MAX_WIDTH),
+            ("expert_capacity", f.expert_capacity, MAX_POSITIONS),
+        ]);
+    }
+    for (key, v, max) in sizes {
+        if let Some(v) = v.filter(|v| *v > max) {
+            return Err(c.err(format!("field '{key}' = {v} is beyond any real model (at most {max})")));
+        }
+    }
+    Ok(())
 }
 
 /// A serde_json error as `Error::Parse` with the line, and the column in the message.

@@ -81,6 +81,17 @@ pub struct Moe {
     pub capacity: Option<u64>,
 }
 
+/// Largest sizes `TransformerConfig::check` accepts (see `check_sizes`).
+pub const MAX_LAYERS: u64 = 1 << 10;
+pub const MAX_WIDTH: u64 = 1 << 17;
+pub const MAX_HEADS: u64 = 1 << 12;
+pub const MAX_FFN: u64 = 1 << 20;
+pub const MAX_VOCAB: u64 = 1 << 24;
+pub const MAX_POSITIONS: u64 = 1 << 30;
+pub const MAX_EXPERTS: u64 = 1 << 12;
+pub const MAX_IMAGE: u64 = 1 << 14;
+pub const MAX_PATCHES: u64 = 1 << 20;
+
 /// A transformer's published architecture. Encoder-decoder models set `decoder_layers`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TransformerConfig {
@@ -203,6 +214,45 @@ impl TransformerConfig {
                 return bad(format!("mixture of experts {}×top-{} every {} layers is not valid", m.experts, m.top_k, m.every));
             }
         }
+        self.check_sizes().map_err(|msg| Error::Usage(format!("{what}: {msg}")))
+    }
+
+    /// Sizes beyond any real model are errors (a corrupt or hostile config would otherwise
+    /// overflow the element counts or build a graph without end). The limits are far above
+    /// published models: ~130 layers, width 25k, FFN 100k, vocabulary 260k, 2048 experts.
+    fn check_sizes(&self) -> std::result::Result<(), String> {
+        let mut sizes = vec![
+            ("layers", self.layers, MAX_LAYERS),
+            ("decoder layers", self.decoder_layers, MAX_LAYERS),
+            ("hidden size", self.hidden, MAX_WIDTH),
+            ("attention heads", self.heads, MAX_HEADS),
+            ("head dim", self.head_dim, MAX_HEADS),
+            ("FFN width", self.ffn, MAX_FFN),
+            ("vocabulary size", self.vocab, MAX_VOCAB),
+            ("token types", self.type_vocab, MAX_VOCAB),
+            ("max positions", self.max_positions, MAX_POSITIONS),
+        ];
+        if let Head::Classifier(n) = self.head {
+            sizes.push(("classifier labels", n, MAX_VOCAB));
+        }
+        if let Some(m) = self.moe {
+            sizes.push(("experts", m.experts, MAX_EXPERTS));
+            // The graph holds one MLP per expert per sparse layer.
+            let sparse = (self.layers + self.decoder_layers).div_ceil(m.every);
+            sizes.push(("expert MLPs (experts × sparse layers)", sparse.saturating_mul(m.experts), MAX_EXPERTS * 16));
+        }
+        if let Some(p) = self.patch {
+            sizes.push(("image size", p.image, MAX_IMAGE));
+            sizes.push(("image channels", p.channels, MAX_HEADS));
+            if p.patch > 0 {
+                sizes.push(("patches per image", (p.image / p.patch).pow(2), MAX_PATCHES));
+            }
+        }
+        for (name, v, max) in sizes {
+            if v > max {
+                return Err(format!("{name} {v} is beyond any real model (at most {max})"));
+            }
+        }
         Ok(())
     }
 
@@ -233,12 +283,30 @@ pub struct Workload {
     pub past: u64,
 }
 
+/// Most sequences (or images) in one step.
+pub const MAX_BATCH: u64 = 1 << 24;
+
+impl Workload {
+    /// A step no GPU could run (a huge batch or sequence from a trace row or a flag) is an
+    /// error rather than sizes that overflow.
+    pub fn check(&self, what: &str) -> Result<()> {
+        if self.batch > MAX_BATCH {
+            return Err(Error::Usage(format!("{what}: batch size {} is beyond any GPU (at most {MAX_BATCH})", self.batch)));
+        }
+        if self.seq_len as u128 + self.past as u128 > MAX_POSITIONS as u128 {
+            return Err(Error::Usage(format!("{what}: sequence of {} + {} tokens is beyond any model (at most {MAX_POSITIONS})", self.seq_len, self.past)));
+        }
+        Ok(())
+    }
+}
+
 /// Builds the operator graph of one forward step.
 pub fn build(name: &str, family: &str, cfg: &TransformerConfig, wl: Workload) -> Result<Graph> {
     cfg.check(name)?;
     if wl.batch == 0 || wl.seq_len == 0 {
         return Err(Error::Usage(format!("{name}: batch size and sequence length must be at least 1")));
     }
+    wl.check(name)?;
     let tokens = cfg.tokens(wl.seq_len);
     if cfg.patch.is_none() && cfg.max_positions > 0 && wl.seq_len + wl.past > cfg.max_positions {
         return Err(Error::Usage(format!(
@@ -246,6 +314,25 @@ pub fn build(name: &str, family: &str, cfg: &TransformerConfig, wl: Workload) ->
             wl.seq_len + wl.past,
             cfg.max_positions
         )));
+    }
+    // The largest tensors of the step, before any is built: none may exceed what a GPU
+    // could hold (so that no size the builder forms overflows). FlashAttention never
+    // holds the scores: they only have to be countable.
+    let (b, sq, skv) = (wl.batch as u128, tokens as u128, tokens as u128 + wl.past as u128);
+    let max = crate::kernel::op::MAX_ELEMENTS as u128;
+    for (what, n, max) in [
+        ("attention scores", b * cfg.heads as u128 * sq * skv, 1 << 62),
+        ("logits", b * sq * cfg.vocab.max(cfg.hidden) as u128, max),
+        ("MLP activations", b * sq * cfg.ffn as u128 * 2, max),
+        ("key/value cache", b * skv * cfg.kv_heads as u128 * cfg.head_dim as u128, max),
+    ] {
+        if n > max {
+            return Err(Error::Usage(format!(
+                "{name}: batch {} × {} tokens: the {what} would have {n} elements, beyond any GPU (at most {max})",
+                wl.batch,
+                wl.seq_len + wl.past
+            )));
+        }
     }
     let mut g = Graph::new(name, family);
     let local = cfg.shard();

@@ -76,7 +76,10 @@ impl ZooModel {
                 Ok(g)
             }
             // Images have no sequence: `seq_len` does not apply.
-            Recipe::Vision { build, default_image } => build(wl.batch, *default_image),
+            Recipe::Vision { build, default_image } => {
+                wl.check(self.name)?;
+                build(wl.batch, *default_image)
+            }
         }
     }
 }

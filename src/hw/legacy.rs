@@ -9,7 +9,7 @@
 //! and `arch`, or names a built-in GPU in `based_on` to inherit every fact it omits.
 
 use super::{GpuProfile, Registry};
-use crate::error::{Error, Result};
+use crate::error::{show_num, Error, Result};
 use toml::{Table, Value};
 
 /// Fields that are physical and mapped, as `table.field`.
@@ -117,9 +117,19 @@ pub fn convert(path: &str, text: &str, reg: &Registry) -> Result<(Vec<GpuProfile
         let sms = num(t, "architecture.streaming_multiprocessors")
             .or_else(|| base.as_ref().map(|b| b.compute.sm_count as f64))
             .ok_or_else(|| here("needs architecture.streaming_multiprocessors".into()))?;
+        // Counts become integers: out of range they would wrap or saturate silently.
+        let count = |v: f64, what: &str, max: f64| {
+            if (1.0..=max).contains(&v.round()) {
+                Ok(v)
+            } else {
+                Err(here(format!("{what} must be from 1 to {max}, got {}", show_num(v))))
+            }
+        };
+        let sms = count(sms, "architecture.streaming_multiprocessors", 65536.0)?;
         let cores = num(t, "architecture.cuda_cores");
         let cores_per_sm = cores
-            .map(|c| c / sms)
+            .map(|c| count(c / sms, "architecture.cuda_cores per streaming multiprocessor", 65536.0))
+            .transpose()?
             .or_else(|| base.as_ref().map(|b| b.compute.fp32_cores_per_sm as f64))
             .ok_or_else(|| here("needs architecture.cuda_cores".into()))?;
         // Pick the chip of this architecture with the same FP32 lanes per SM.
@@ -167,6 +177,9 @@ pub fn convert(path: &str, text: &str, reg: &Registry) -> Result<(Vec<GpuProfile
         p.compute.sm_count = sms.round() as u32;
         p.compute.fp32_cores_per_sm = cores_per_sm.round() as u32;
         if let Some(tc) = num(t, "architecture.tensor_cores") {
+            if !(0.0..=65536.0).contains(&(tc / sms)) {
+                return Err(here(format!("architecture.tensor_cores must be from 0 to 65536 per streaming multiprocessor, got {}", show_num(tc))));
+            }
             p.compute.tensor_cores_per_sm = (tc / sms).round() as u32;
         }
         p.compute.boost_clock_mhz = boost;

@@ -7,7 +7,7 @@ pub mod isa;
 pub mod legacy;
 pub mod profile;
 
-use crate::error::{closest, line_of, Error, Result};
+use crate::error::{closest, line_of, show_num, Error, Result};
 use crate::kernel::templates::{AttentionTemplates, ConvTemplates, GemmTemplates, LaunchModel, MemoryBoundTemplates};
 pub use isa::{ChipRates, Isa};
 pub use profile::GpuProfile;
@@ -130,11 +130,16 @@ impl Registry {
     pub fn add_file(&mut self, path: &Path) -> Result<Vec<String>> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
-        let shown = path.display().to_string();
-        let value: toml::Table = parse_toml(&shown, &text)?;
+        self.add_str(&path.display().to_string(), &text)
+    }
+
+    /// As `add_file`, from the file's text; `shown` names it in errors.
+    pub fn add_str(&mut self, shown: &str, text: &str) -> Result<Vec<String>> {
+        let shown = shown.to_string();
+        let value: toml::Table = parse_toml(&shown, text)?;
         let mut added = vec![];
         if value.contains_key("profiles") {
-            let (profiles, warnings) = legacy::convert(&shown, &text, self)?;
+            let (profiles, warnings) = legacy::convert(&shown, text, self)?;
             self.warnings.extend(warnings);
             for p in profiles {
                 added.push(p.key.clone());
@@ -156,7 +161,7 @@ impl Registry {
                 self.insert(p, &shown)?;
             }
         } else if value.contains_key("key") {
-            let p: GpuProfile = parse_toml(&shown, &text)?;
+            let p: GpuProfile = parse_toml(&shown, text)?;
             added.push(p.key.clone());
             self.insert(p, &shown)?;
         } else {
@@ -245,24 +250,43 @@ impl Registry {
     }
 }
 
-/// Physical sanity of a profile: positive sizes and rates.
+/// Physical sanity of a profile: every number the model uses lies in a range far wider
+/// than any real GPU's on both sides, but narrow enough that every time, rate and size
+/// derived from it stays finite (a clock of 1e-300 MHz would make every kernel take
+/// forever; a lane count of zero, an infinite bandwidth).
 fn validate_profile(p: &GpuProfile, origin: &str) -> Result<()> {
-    let checks = [
-        ("compute.sm_count", p.compute.sm_count as f64),
-        ("compute.boost_clock_mhz", p.compute.boost_clock_mhz),
-        ("memory.memory_gb", p.memory.memory_gb),
-        ("memory.dram_bandwidth_gbs", p.memory.dram_bandwidth_gbs),
-        ("memory.l2_mib", p.memory.l2_mib),
-        ("memory.smem_per_sm_max_kib", p.memory.smem_per_sm_max_kib),
-        ("memory.register_file_per_sm_kib", p.memory.register_file_per_sm_kib),
-        ("memory.max_threads_per_sm", p.memory.max_threads_per_sm as f64),
-        ("power.tdp_w", p.power.tdp_w),
+    let (c, m, i) = (&p.compute, &p.memory, &p.interconnect);
+    let checks: [(&str, Option<f64>, f64, f64); 21] = [
+        ("compute.sm_count", Some(c.sm_count as f64), 1.0, 65536.0),
+        ("compute.fp32_cores_per_sm", Some(c.fp32_cores_per_sm as f64), 0.0, 65536.0),
+        ("compute.tensor_cores_per_sm", Some(c.tensor_cores_per_sm as f64), 0.0, 65536.0),
+        ("compute.base_clock_mhz", c.base_clock_mhz, 1.0, 1e5),
+        ("compute.boost_clock_mhz", Some(c.boost_clock_mhz), 1.0, 1e5),
+        // Below 2^48 bytes: no tensor too large to count fits (see `kernel::op::MAX_ELEMENTS`).
+        ("memory.memory_gb", Some(m.memory_gb), 1e-3, 1e5),
+        ("memory.dram_bandwidth_gbs", Some(m.dram_bandwidth_gbs), 1e-3, 1e8),
+        ("memory.dram_bandwidth_measured_gbs", m.dram_bandwidth_measured_gbs, 1e-3, 1e8),
+        ("memory.l2_mib", Some(m.l2_mib), 1e-3, 1e7),
+        ("memory.l2_bandwidth_measured_gbs", m.l2_bandwidth_measured_gbs, 1e-3, 1e8),
+        ("memory.l1_smem_per_sm_kib", m.l1_smem_per_sm_kib, 0.0, 1e7),
+        ("memory.smem_per_sm_max_kib", Some(m.smem_per_sm_max_kib), 1e-3, 1e7),
+        ("memory.smem_per_block_max_kib", m.smem_per_block_max_kib, 1e-3, 1e7),
+        ("memory.register_file_per_sm_kib", Some(m.register_file_per_sm_kib), 1e-3, 1e7),
+        ("memory.max_threads_per_sm", Some(m.max_threads_per_sm as f64), 1.0, 1e7),
+        ("memory.max_blocks_per_sm", m.max_blocks_per_sm.map(f64::from), 1.0, 1e7),
+        ("power.tdp_w", Some(p.power.tdp_w), 1e-3, 1e7),
+        ("power.observed_clock_under_load_mhz", p.power.observed_clock_under_load_mhz, 1.0, 1e5),
+        ("interconnect.pcie_gen", i.pcie_gen.map(f64::from), 1.0, 64.0),
+        ("interconnect.pcie_lanes", i.pcie_lanes.map(f64::from), 1.0, 1024.0),
+        ("interconnect.nvlink_bandwidth_gbs_per_direction", i.nvlink_bandwidth_gbs_per_direction, 1e-3, 1e8),
     ];
-    for (field, v) in checks {
-        if !(v.is_finite() && v > 0.0) {
+    for (field, v, lo, hi) in checks {
+        let Some(v) = v else { continue };
+        if !(lo..=hi).contains(&v) {
+            let what = if lo == 0.0 { format!("a number from 0 to {hi}") } else { format!("a positive number from {lo} to {hi}") };
             return Err(Error::File {
                 path: origin.to_string(),
-                msg: format!("GPU '{}': {field} must be a positive number, got {v}", p.key),
+                msg: format!("GPU '{}': {field} must be {what}, got {}", p.key, show_num(v)),
             });
         }
     }

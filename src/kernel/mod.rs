@@ -183,6 +183,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
 
 /// As `estimate`, on a node of type `node_type` (see `predict_on`).
 pub fn estimate_on(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm: bool, node_type: Option<&str>) -> Result<KernelEstimate> {
+    op.check_size()?;
     let mut est = match *op {
         Op::Gemm { b, m, n, k, bias } => gemm::estimate(gpu, templates, gemm::GemmProblem::new(b, m, n, k, bias, dtype), l2_warm)?,
         Op::QuantGemm { m, n, k, bits, bias } => gemm::estimate(gpu, templates, gemm::GemmProblem::weight_only(m, n, k, bits, bias, dtype), l2_warm)?,

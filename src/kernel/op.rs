@@ -81,6 +81,13 @@ pub enum Op {
     SendRecv { bytes: u64, gpus: u64, nodes: u64, gpus_per_node: u64 },
 }
 
+/// Size limits of `Op::check_size`.
+pub const MAX_ELEMENTS: u64 = 1 << 48;
+pub const MAX_MACS: u64 = 1 << 60;
+pub const MAX_INPUTS: u64 = 64;
+pub const MAX_COLLECTIVE_BYTES: u64 = 1 << 44;
+pub const MAX_GPUS: u64 = 1 << 20;
+
 pub const OP_NAMES: &[&str] = &[
     "gemm", "quant_gemm", "conv2d", "attention", "elementwise", "softmax", "layernorm", "rmsnorm", "silu_mul", "rope",
     "embedding", "all_reduce", "send_recv",
@@ -172,7 +179,7 @@ impl Op {
             // An ignored key would silently describe another kernel (groups, dilation…).
             return Err(Error::Shape { op: name, msg: format!("unknown key '{extra}' (expected keys: {expected})") });
         }
-        Ok(match name.as_str() {
+        let op = match name.as_str() {
             "gemm" => Op::Gemm { b: k.int_or("b", 1)?, m: k.int("m")?, n: k.int("n")?, k: k.int("k")?, bias: k.flag("bias")? },
             "quant_gemm" => {
                 let bits = k.int("bits")?;
@@ -249,7 +256,7 @@ impl Op {
                 if nodes > gpus {
                     return Err(Error::Shape { op: name, msg: format!("nodes={nodes} is more than gpus={gpus}: every node takes part with at least one GPU") });
                 }
-                if nodes * gpn < gpus {
+                if (nodes as u128) * (gpn as u128) < gpus as u128 {
                     return Err(Error::Shape {
                         op: name,
                         msg: format!("nodes={nodes} × gpus_per_node={gpn} is fewer than gpus={gpus}"),
@@ -263,7 +270,70 @@ impl Op {
                 }
             }
             _ => unreachable!("checked against OP_NAMES"),
-        })
+        };
+        op.check_size()?;
+        Ok(op)
+    }
+
+    /// Rejects sizes no GPU could hold or run: a tensor of more than `MAX_ELEMENTS`
+    /// elements (2^48, hundreds of TB), more than `MAX_MACS` multiply-adds (2^60, most of
+    /// an hour on the fastest GPU), more than `MAX_INPUTS` operands, a collective beyond
+    /// `MAX_COLLECTIVE_BYTES` or `MAX_GPUS`. Every cost model relies on it: within these
+    /// bounds no count it forms overflows.
+    pub fn check_size(&self) -> Result<()> {
+        let p = |xs: &[u64]| xs.iter().fold(1u128, |a, &x| a.saturating_mul(x as u128));
+        let mut tensors: Vec<(&str, u128)> = vec![];
+        let mut macs = 0u128;
+        let mut counts: Vec<(&str, u64, u64)> = vec![];
+        match *self {
+            Op::Gemm { b, m, n, k, .. } => {
+                tensors.extend([("A (b×m×k)", p(&[b, m, k])), ("B (b×k×n)", p(&[b, k, n])), ("C (b×m×n)", p(&[b, m, n]))]);
+                macs = p(&[b, m, n, k]);
+            }
+            Op::QuantGemm { m, n, k, .. } => {
+                tensors.extend([("A (m×k)", p(&[m, k])), ("B (k×n)", p(&[k, n])), ("C (m×n)", p(&[m, n]))]);
+                macs = p(&[m, n, k]);
+            }
+            Op::Conv2d { n, c, h, w, k, r, s, stride, pad } => {
+                let (hp, wp) = (h as u128 + 2 * pad as u128, w as u128 + 2 * pad as u128);
+                tensors.extend([("input (n×c×h×w)", p(&[n, c, h, w])), ("filter (k×c×r×s)", p(&[k, c, r, s])), ("padded input", p(&[n, c]).saturating_mul(hp).saturating_mul(wp))]);
+                let st = stride.max(1) as u128;
+                let out = p(&[n, k]).saturating_mul(hp.saturating_sub(r as u128) / st + 1).saturating_mul(wp.saturating_sub(s as u128) / st + 1);
+                tensors.push(("output", out));
+                macs = out.saturating_mul(p(&[c, r, s]));
+            }
+            Op::Attention { b, hq, hkv, sq, skv, d, .. } => {
+                // FlashAttention never holds the scores; the eager chain's score GEMMs are checked as GEMMs.
+                tensors.extend([("q (b×hq×sq×d)", p(&[b, hq, sq, d])), ("k, v (b×hkv×skv×d)", p(&[b, hkv, skv, d]))]);
+                macs = p(&[b, hq, sq, skv, d]);
+            }
+            Op::Elementwise { numel, inputs, .. } => {
+                tensors.push(("numel", numel as u128));
+                counts.push(("inputs", inputs, MAX_INPUTS));
+            }
+            Op::Softmax { rows, cols } | Op::Layernorm { rows, cols } | Op::Rmsnorm { rows, cols } => tensors.push(("rows×cols", p(&[rows, cols]))),
+            Op::SiluMul { tokens, cols } => tensors.push(("tokens×2·cols", p(&[tokens, cols, 2]))),
+            Op::Rope { tokens, hq, hkv, d } => tensors.push(("tokens×(hq+hkv)×d", p(&[tokens, d]).saturating_mul(hq as u128 + hkv as u128))),
+            Op::Embedding { tokens, dim, vocab } => tensors.extend([("tokens×dim", p(&[tokens, dim])), ("vocab×dim", p(&[vocab, dim]))]),
+            Op::AllReduce { bytes, gpus, nodes, gpus_per_node } | Op::SendRecv { bytes, gpus, nodes, gpus_per_node } => {
+                counts.extend([("bytes", bytes, MAX_COLLECTIVE_BYTES), ("gpus", gpus, MAX_GPUS), ("nodes", nodes, MAX_GPUS), ("gpus_per_node", gpus_per_node, MAX_GPUS)]);
+            }
+        }
+        let too_big = |msg: String| Err(Error::Shape { op: self.name().to_string(), msg });
+        for (what, n) in tensors {
+            if n > MAX_ELEMENTS as u128 {
+                return too_big(format!("{what} has {n} elements, beyond any GPU (at most 2^48 = {MAX_ELEMENTS})"));
+            }
+        }
+        if macs > MAX_MACS as u128 {
+            return too_big(format!("{macs} multiply-adds, beyond any kernel (at most 2^60 = {MAX_MACS})"));
+        }
+        for (what, v, max) in counts {
+            if v > max {
+                return too_big(format!("{what}={v} is beyond any GPU system (at most {max})"));
+            }
+        }
+        Ok(())
     }
 
     pub fn name(&self) -> &'static str {

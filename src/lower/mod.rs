@@ -323,6 +323,13 @@ pub fn lower(graph: &Graph, opts: &Options) -> Result<KernelDag> {
             unique.push((k.op.clone(), k.dtype));
             next
         });
+        if u == next {
+            // Sizes no GPU could run (from a malformed model file) are errors naming the kernel.
+            k.op.check_size().map_err(|e| match e {
+                Error::Shape { op, msg } => Error::Shape { op, msg: format!("kernel '{}' of model '{}': {msg}", k.name, graph.name) },
+                other => other,
+            })?;
+        }
         unique_of.push(u);
     }
     drop(index);

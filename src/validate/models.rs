@@ -39,6 +39,9 @@ pub fn parse_row(file: &TraceFile, index: usize) -> Result<ModelRow, String> {
         m => return Err(format!("unknown mode '{m}' (expected inference or training)")),
     };
     let gpus = int("num_gpus").unwrap_or(1);
+    if gpus > crate::kernel::op::MAX_GPUS {
+        return Err(format!("num_gpus={gpus} is beyond any GPU system (at most {})", crate::kernel::op::MAX_GPUS));
+    }
     // `dpN`: N data-parallel replicas; `ppN_M`: N pipeline stages, M micro-batches.
     let option = f("option");
     let (execution, parallel) = match option.as_str() {
@@ -47,6 +50,9 @@ pub fn parse_row(file: &TraceFile, index: usize) -> Result<ModelRow, String> {
         o if o.starts_with("dp") => (Execution::Eager, Parallel { dp: gpus, ..Parallel::default() }),
         o if o.starts_with("pp") => {
             let m = o.split_once('_').and_then(|(_, m)| m.parse().ok()).unwrap_or(1);
+            if !(1..=crate::graph::transformer::MAX_BATCH).contains(&m) {
+                return Err(format!("option '{o}': {m} micro-batches (expected 1 to {})", crate::graph::transformer::MAX_BATCH));
+            }
             (Execution::Eager, Parallel { pp: gpus, micro_batches: m, ..Parallel::default() })
         }
         o if o.starts_with("tp") => (Execution::Eager, Parallel { tp: gpus, ..Parallel::default() }),

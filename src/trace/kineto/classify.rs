@@ -327,17 +327,19 @@ pub fn tile_of_name(name: &str) -> Option<(u64, u64)> {
 /// bound: the last block may be partial). None for grid-stride kernels.
 pub fn elementwise_numel(e: &GpuEvent) -> Option<u64> {
     let n = &e.name;
-    let grid = e.grid[0] * e.grid[1] * e.grid[2];
+    // Checked: the grid and the name's template numbers come from the file.
+    let product = |xs: &[u64]| xs.iter().try_fold(1u64, |a, &x| a.checked_mul(x));
+    let grid = product(&e.grid)?;
     if n.contains("vectorized_elementwise_kernel<") || n.contains("unrolled_elementwise_kernel<") {
         // PyTorch's Loops.cuh: block_work_size = num_threads (block.x) × thread_work_size (4).
-        return Some(grid * e.block[0] * 4);
+        return product(&[grid, e.block[0], 4]);
     }
     let p = n.find("elementwise_kernel<")?;
     let rest = &n[p + "elementwise_kernel<".len()..];
     let mut it = rest.split([',', '>']).map(str::trim);
     let nt: u64 = it.next()?.parse().ok()?;
     let vt: u64 = it.next()?.parse().ok()?;
-    Some(grid * nt * vt)
+    product(&[grid, nt, vt])
 }
 
 /// Dtype of an `Input type` string, and how many of that dtype's elements one element

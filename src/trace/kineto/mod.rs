@@ -134,17 +134,23 @@ pub fn is_kineto_path(path: &Path) -> bool {
 impl KinetoTrace {
     /// Reads a trace file, plain JSON or gzip (recognised by its magic bytes).
     pub fn read(path: &Path) -> Result<KinetoTrace> {
-        let mut file = std::fs::File::open(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
+        let file = std::fs::File::open(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
+        Self::from_reader(file, path)
+    }
+
+    /// Reads a trace from a stream, plain JSON or gzip (recognised by its magic bytes);
+    /// `path` names it in errors.
+    pub fn from_reader(mut r: impl Read, path: &Path) -> Result<KinetoTrace> {
         let mut magic = [0u8; 2];
-        let n = read_prefix(&mut file, &mut magic).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
+        let n = read_prefix(&mut r, &mut magic).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
         let head = std::io::Cursor::new(magic[..n].to_vec());
         let gz = n == 2 && magic == [0x1f, 0x8b];
         let shown = path.display().to_string();
         let collected = if gz {
-            let r = BufReader::with_capacity(1 << 16, flate2::read::MultiGzDecoder::new(BufReader::new(head.chain(file))));
+            let r = BufReader::with_capacity(1 << 16, flate2::read::MultiGzDecoder::new(BufReader::new(head.chain(r))));
             parse_reader(r, &shown, true)?
         } else {
-            parse_reader(BufReader::with_capacity(1 << 16, head.chain(file)), &shown, false)?
+            parse_reader(BufReader::with_capacity(1 << 16, head.chain(r)), &shown, false)?
         };
         collected.link(path)
     }
@@ -180,7 +186,7 @@ impl KinetoTrace {
     }
 }
 
-fn read_prefix(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_prefix(f: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         let k = f.read(&mut buf[n..])?;
@@ -277,18 +283,23 @@ fn key(v: &Option<Value>) -> String {
     }
 }
 
+/// A launch dimension: what CUDA allows (grid.x < 2^31), else read as absent (1).
 fn dim3(v: &Option<Value>) -> [u64; 3] {
     let mut d = [1u64; 3];
     if let Some(Value::Array(a)) = v {
         for (i, x) in a.iter().take(3).enumerate() {
-            d[i] = x.as_u64().unwrap_or(1).max(1);
+            d[i] = x.as_u64().filter(|&n| n < 1 << 31).unwrap_or(1).max(1);
         }
     }
     d
 }
 
+/// Tensor sizes; a tensor of more elements than any GPU holds (`Op`'s limit) reads as
+/// unrecorded, so that no product of its sizes overflows.
 fn sizes(v: &Value) -> Option<Vec<u64>> {
-    v.as_array()?.iter().map(|x| x.as_i64().map(|i| i.max(0) as u64)).collect()
+    let d: Vec<u64> = v.as_array()?.iter().map(|x| x.as_i64().map(|i| i.max(0) as u64)).collect::<Option<_>>()?;
+    let numel = d.iter().try_fold(1u64, |a, &x| a.checked_mul(x));
+    numel.is_some_and(|n| n <= crate::kernel::op::MAX_ELEMENTS).then_some(d)
 }
 
 fn parse_dims(v: &Option<Value>) -> Vec<Dims> {
