@@ -203,7 +203,7 @@ fn original_phantomgpu_profiles() {
     let typed = d.file("typed.toml", "[profiles.mygpu]\nname = \"My GPU\"\nbased_on = \"a100\"\n[profiles.mygpu.memory]\nmemory_bandwidth_gbs = \"fast\"\n");
     fails(&["list-gpus", "--hardware-profiles", &typed], 1, &format!("{typed}: [profiles.mygpu]: memory.memory_bandwidth_gbs must be a number, got string \"fast\""));
     let negative = d.file("negative.toml", "[profiles.mygpu]\nname = \"My GPU\"\nbased_on = \"a100\"\n[profiles.mygpu.memory]\nmemory_bandwidth_gbs = -5\n");
-    fails(&["list-gpus", "--hardware-profiles", &negative], 1, &format!("{negative}: GPU 'mygpu': memory.dram_bandwidth_gbs must be a positive number, got -5"));
+    fails(&["list-gpus", "--hardware-profiles", &negative], 1, &format!("{negative}: GPU 'mygpu': memory.dram_bandwidth_gbs must be a positive number from 0.001 to 100000000, got -5"));
     let archless = d.file("archless.toml", "[profiles.mygpu]\nname = \"My GPU\"\n");
     fails(
         &["list-gpus", "--hardware-profiles", &archless],

@@ -42,7 +42,7 @@ const EXPECTED: &[(&str, Expect)] = &[
     ("gpu_profile/legacy-tiny-boost-clock.toml", Error("GPU 'x': compute.boost_clock_mhz must be a positive number from 1 to 100000, got 1e-300")),
     ("trace_csv/huge-gemm-and-node-count.csv", Notes(&[
         "line 2: shape for 'gemm': A (b×m×k) has 32281802128991715321 elements, beyond any GPU",
-        "line 3: shape for 'all_reduce': nodes=4611686018427387903 is beyond any GPU system",
+        "line 3: shape for 'all_reduce': nodes=4611686018427387903 is more than gpus=8",
     ])),
     ("trace_csv/model-rows-zero-micro-batches-huge-sizes.csv", Notes(&[
         "line 2: option 'pp4_0': 0 micro-batches (expected 1 to 16777216)",
