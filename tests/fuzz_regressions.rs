@@ -37,6 +37,15 @@ const TARGETS: &[(&str, Target)] = &[
 const EXPECTED: &[(&str, Expect)] = &[
     ("hf_config/llama-huge-widths.json", Error("hidden size 1099511627776 is beyond any real model (at most 131072)")),
     ("hf_config/switch-huge-d_model.json", Error("hidden size 2569007199254740993 is beyond any real model")),
+    // Hand-written probes: each used to build a graph with an empty or overflowing tensor.
+    ("hf_config/neox-rotary-pct-1e300.json", Error("model_type 'gpt_neox': field 'rotary_pct' must be a fraction from 0 to 1, found 1e300")),
+    ("hf_config/phi-negative-rotary-factor.json", Error("field 'partial_rotary_factor' must be a fraction from 0 to 1, found -5")),
+    ("hf_config/vit-268m-patches.json", Error("(vit): patches per image 268435456 is beyond any real model (at most 1048576)")),
+    ("hf_config/clip-projection-dim-0.json", Error("model_type 'clip': field 'projection_dim' must be positive")),
+    ("hf_config/t5-zero-buckets.json", Error("model_type 't5': field 'relative_attention_num_buckets' must be positive")),
+    ("hf_config/opt-zero-positions.json", Error("(opt): learned position embeddings need a positive number of positions")),
+    ("hf_config/bert-zero-labels.json", Error("model_type 'bert': a classifier needs at least one label")),
+    ("hf_config/switch-zero-expert-capacity.json", Error("model_type 'switch_transformers': field 'expert_capacity' must be positive")),
     ("onnx/conv-huge-constant-of-shape-filter.onnx", Error("kernel 'c' of model 'fuzz.onnx': input (n×c×h×w) has 1344721962225347000 elements, beyond any GPU")),
     ("gpu_profile/legacy-huge-sm-count.toml", Error("[profiles.x]: architecture.streaming_multiprocessors must be from 1 to 65536, got 1e300")),
     ("gpu_profile/legacy-tiny-boost-clock.toml", Error("GPU 'x': compute.boost_clock_mhz must be a positive number from 1 to 100000, got 1e-300")),

@@ -227,8 +227,8 @@ pub fn parse(text: &str, origin: &str) -> Result<HfModel> {
     Ok(m)
 }
 
-/// The sizes read beside the `TransformerConfig` (which checks its own), bounded like its
-/// sizes so that no element count overflows.
+/// The sizes read beside the `TransformerConfig` (which checks its own): positive, and
+/// bounded like its sizes so that no element count overflows.
 fn check_extra_sizes(c: &Cfg, m: &HfModel) -> Result<()> {
     use transformer::{MAX_POSITIONS, MAX_WIDTH};
     let mut sizes = vec![("projection_dim", m.projection_dim, MAX_WIDTH)];
@@ -241,8 +241,10 @@ fn check_extra_sizes(c: &Cfg, m: &HfModel) -> Result<()> {
         ]);
     }
     for (key, v, max) in sizes {
-        if let Some(v) = v.filter(|v| *v > max) {
-            return Err(c.err(format!("field '{key}' = {v} is beyond any real model (at most {max})")));
+        match v {
+            Some(0) => return Err(c.err(format!("field '{key}' must be positive"))),
+            Some(v) if v > max => return Err(c.err(format!("field '{key}' = {v} is beyond any real model (at most {max})"))),
+            _ => {}
         }
     }
     Ok(())
@@ -335,6 +337,15 @@ impl<'a> Cfg<'a> {
         }
     }
 
+    /// A fraction from 0 to 1 (`rotary_pct`).
+    fn fraction_or(&self, key: &str, default: f64) -> Result<f64> {
+        let f = self.f64_or(key, default)?;
+        if !(0.0..=1.0).contains(&f) {
+            return Err(self.err(format!("field '{}{key}' must be a fraction from 0 to 1, found {}", self.scope, crate::error::show_num(f))));
+        }
+        Ok(f)
+    }
+
     fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
         match self.get(key) {
             None => Ok(default),
@@ -365,10 +376,14 @@ impl<'a> Cfg<'a> {
 
     /// Classifier labels: `id2label`'s size, else `num_labels`, else 2 (HF's default).
     fn labels(&self) -> Result<u64> {
-        if let Some(Value::Object(m)) = self.get("id2label") {
-            return Ok(m.len() as u64);
+        let n = match self.get("id2label") {
+            Some(Value::Object(m)) => m.len() as u64,
+            _ => self.u64_or("num_labels", 2)?,
+        };
+        if n == 0 {
+            return Err(self.err(format!("a classifier needs at least one label ('{}id2label' or '{}num_labels')", self.scope, self.scope)));
         }
-        self.u64_or("num_labels", 2)
+        Ok(n)
     }
 
     /// An attention head count, which must be positive.
@@ -533,7 +548,7 @@ fn map_model(c: &Cfg, m: &mut HfModel) -> Result<()> {
             let mut cfg = c.base("intermediate_size", 2048)?;
             cfg.activation = c.activation("hidden_act", c.str_or("hidden_act", "gelu")?, false)?;
             cfg.positions = Positions::Rotary;
-            cfg.rotary_fraction = c.f64_or("rotary_pct", 0.25)?;
+            cfg.rotary_fraction = c.fraction_or("rotary_pct", 0.25)?;
             // GPTNeoXAttention.query_key_value: one Linear producing q|k|v.
             cfg.fused_qkv = true;
             cfg.parallel_block = c.bool_or("use_parallel_residual", true)?;
@@ -611,7 +626,7 @@ fn map_model(c: &Cfg, m: &mut HfModel) -> Result<()> {
             cfg.kv_heads = c.u64_or("num_key_value_heads", heads)?;
             cfg.activation = c.activation("hidden_act", c.str_or("hidden_act", "gelu_new")?, false)?;
             cfg.positions = Positions::Rotary;
-            cfg.rotary_fraction = c.f64_or("partial_rotary_factor", 0.5)?;
+            cfg.rotary_fraction = c.fraction_or("partial_rotary_factor", 0.5)?;
             // PhiAttention: separate q_proj, k_proj, v_proj, dense, all with biases.
             cfg.parallel_block = true;
             cfg.head_bias = true;

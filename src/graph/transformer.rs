@@ -244,14 +244,25 @@ impl TransformerConfig {
         if let Some(p) = self.patch {
             sizes.push(("image size", p.image, MAX_IMAGE));
             sizes.push(("image channels", p.channels, MAX_HEADS));
-            if p.patch > 0 {
-                sizes.push(("patches per image", (p.image / p.patch).pow(2), MAX_PATCHES));
+            if let Some(side) = p.image.checked_div(p.patch) {
+                sizes.push(("patches per image", side.saturating_mul(side), MAX_PATCHES));
             }
         }
         for (name, v, max) in sizes {
             if v > max {
                 return Err(format!("{name} {v} is beyond any real model (at most {max})"));
             }
+        }
+        if !(0.0..=1.0).contains(&self.rotary_fraction) {
+            return Err(format!("the rotary fraction of the head dim must be from 0 to 1, got {}", crate::error::show_num(self.rotary_fraction)));
+        }
+        let empty = [
+            ("learned position embeddings need a positive number of positions (max_position_embeddings)", self.positions == Positions::Learned && self.patch.is_none() && self.max_positions == 0),
+            ("a classifier without labels", self.head == Head::Classifier(0)),
+            ("images without channels", self.patch.is_some_and(|p| p.channels == 0)),
+        ];
+        if let Some((what, _)) = empty.iter().find(|(_, bad)| *bad) {
+            return Err(what.to_string());
         }
         Ok(())
     }
