@@ -42,6 +42,14 @@ fn generation_json_contract() {
     assert!(f("memory_gb") > kv + v["memory"]["weights_gb"].as_f64().unwrap());
     // The prefill of 4 × 512 tokens takes longer than one decode step.
     assert!(f("ttft_ms") > f("tpot_ms"));
+    // A generation runs as serving engines run decode (CUDA graphs) unless asked otherwise;
+    // a one-step benchmark stays eager PyTorch.
+    assert_eq!(v["execution"], "cuda-graphs");
+    let eager = json(&["benchmark", "--model", "llama2-7b", "--gpu", "a100", "--batch-size", "4", "--prompt-len", "512", "--output-len", "64", "--execution", "eager"]);
+    assert_eq!(eager["execution"], "eager");
+    assert!(eager["tpot_ms"].as_f64().unwrap() > f("tpot_ms"));
+    let step = json(&["benchmark", "--model", "llama2-7b", "--gpu", "a100", "--batch-size", "4", "--seq-len", "512"]);
+    assert_eq!(step["execution"], "eager", "{step}");
     // Without --prompt-len/--output-len benchmark is one step, as before.
     let step = json(&["benchmark", "--model", "llama2-7b", "--gpu", "a100", "--seq-len", "1", "--past", "512"]);
     assert!(step["latency_ms"].is_number() && step["ttft_ms"].is_null());

@@ -243,8 +243,12 @@ pub struct RunFlags {
     pub precision: String,
     #[arg(long, value_enum, default_value = "inference")]
     pub mode: crate::lower::Mode,
-    #[arg(long, value_enum, default_value = "eager")]
-    pub execution: crate::lower::Execution,
+    /// eager (PyTorch, one host call per kernel), compiled (fused pointwise chains) or
+    /// cuda-graphs (no per-kernel host cost). Default: eager for a model step, as PyTorch
+    /// runs it; cuda-graphs for a generation (--prompt-len/--output-len), as vLLM,
+    /// TensorRT-LLM and llama.cpp run decode.
+    #[arg(long, value_enum)]
+    pub execution: Option<crate::lower::Execution>,
     /// Attention implementation: auto (FlashAttention where PyTorch SDPA would use it), flash, eager.
     #[arg(long, value_enum, default_value = "auto")]
     pub attention: crate::lower::AttentionImpl,
@@ -276,7 +280,7 @@ impl RunFlags {
             past: self.past,
             precision: self.precision.clone(),
             mode: self.mode,
-            execution: self.execution,
+            execution: self.execution.unwrap_or(crate::lower::Execution::Eager),
             attention: self.attention,
             no_optimizer: self.no_optimizer,
             parallel: crate::lower::Parallel { dp: self.dp, tp: self.tp, pp: self.pp, micro_batches: self.micro_batches, gpus_per_node: self.gpus_per_node },

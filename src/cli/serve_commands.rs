@@ -133,7 +133,9 @@ pub fn benchmark(reg: &Registry, model: &str, gpu_names: &[String], batch: u64, 
     let opts = Options {
         precision: precision(&run.precision, llm.kv_dtype.as_ref())?,
         mode: run.mode,
-        execution: run.execution,
+        // Serving engines replay decode as CUDA graphs; `--execution eager` asks for
+        // HuggingFace-style generation.
+        execution: run.execution.unwrap_or(Execution::CudaGraphs),
         attention: run.attention,
         optimizer_step: false,
         flash_available: true,
