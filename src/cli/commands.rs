@@ -416,7 +416,7 @@ pub fn validate(reg: &Registry, o: &ValidateOptions, format: Format) -> Result<S
         if o.include_fit_rows {
             out += &format!("Includes the {fit_rows} fit rows (one in {}), which the fitted parameters saw.\n", crate::validate::fit::FIT_EVERY);
         } else {
-            out += &format!("Scored on report rows only: the {fit_rows} fit rows (line % {} == 0) are excluded.\n", crate::validate::fit::FIT_EVERY);
+            out += &format!("Scored on report rows only: the {fit_rows} fit rows (one line in {}, by a hash of the line number) are excluded.\n", crate::validate::fit::FIT_EVERY);
         }
         if logo.is_some() {
             out += "logo_* = leave-one-GPU-out: every fitted parameter refitted without that GPU's rows, then scored on it.\n";

@@ -104,6 +104,8 @@ fn implementation(t: &Templates, op: &str) -> MemoryBoundImpl {
         block_threads: 128,
         block_per_row: false,
         int_ops_per_elem: 2.0,
+        dependent_cycles: 0.0,
+        dependent_cycles_source: None,
         source: String::new(),
     })
 }
@@ -160,7 +162,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
     } else {
         memory::stream_seconds(gpu, Level::Dram, reread, inflight, clock)
     };
-    let mem_s = memory::stream_seconds(gpu, level, bytes, inflight, clock) + reread_s;
+    let mem_s = memory::stream_seconds_with_chain(gpu, level, bytes, inflight, clock, imp.dependent_cycles) + reread_s;
     let lanes = gpu.rates.ffma_flop_per_clk / 2.0 * sms * hz;
     let math_s = t.flops / lanes;
     let int_lanes = gpu.rates.int32_ops_per_clk.unwrap_or(gpu.rates.ffma_flop_per_clk / 2.0) * sms * hz;

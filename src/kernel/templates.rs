@@ -198,6 +198,15 @@ pub struct MemoryBoundImpl {
     pub block_per_row: bool,
     /// Integer (index) instructions per element.
     pub int_ops_per_elem: f64,
+    /// SM cycles of one loop iteration's dependent instruction chain that cannot overlap
+    /// its own loads (index arithmetic the addresses wait for, the math and the store after
+    /// the data arrives): a thread's next loads wait for them, so they add to the memory
+    /// latency each iteration pays.
+    /// Fitted (see `validate::fit::KERNEL_PARAMS`); its provenance is `dependent_cycles_source`.
+    #[serde(default)]
+    pub dependent_cycles: f64,
+    #[serde(default)]
+    pub dependent_cycles_source: Option<String>,
     #[serde(default)]
     pub source: String,
 }

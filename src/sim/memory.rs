@@ -37,6 +37,13 @@ pub fn fits_l2(gpu: &Gpu, footprint_bytes: f64) -> bool {
 /// Seconds to stream `bytes` through `level` with at most `inflight_bytes` outstanding
 /// at once across the machine.
 pub fn stream_seconds(gpu: &Gpu, level: Level, bytes: f64, inflight_bytes: f64, clock_mhz: f64) -> f64 {
+    stream_seconds_with_chain(gpu, level, bytes, inflight_bytes, clock_mhz, 0.0)
+}
+
+/// As `stream_seconds`, for loads issued by loop iterations that each also wait
+/// `chain_cycles` of dependent instructions before the next loads go out: the latency a
+/// byte in flight is held is the memory's plus the chain's.
+pub fn stream_seconds_with_chain(gpu: &Gpu, level: Level, bytes: f64, inflight_bytes: f64, clock_mhz: f64, chain_cycles: f64) -> f64 {
     if bytes <= 0.0 {
         return 0.0;
     }
@@ -47,6 +54,7 @@ pub fn stream_seconds(gpu: &Gpu, level: Level, bytes: f64, inflight_bytes: f64, 
             gpu.isa.latency.dram_cycles * gpu.isa.efficiency.dram_loaded_latency_factor / (clock_mhz * 1e6),
         ),
     };
+    let latency_s = latency_s + chain_cycles / (clock_mhz * 1e6);
     let needed = bw * latency_s;
     let inflight = inflight_bytes.min(bytes).max(1.0);
     let achieved = bw * (inflight / needed).min(1.0);

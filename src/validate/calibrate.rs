@@ -60,7 +60,8 @@ pub fn calibrate(reg: &Registry, samples: &[Sample], sweeps: usize) -> Result<Ca
     Ok(Calibration { rows: samples.len(), before, after, report })
 }
 
-/// The overlay file: `[isa.<arch>]` efficiency values and `[host]` call costs.
+/// The overlay file: `[isa.<arch>]` efficiency values, `[host]` call costs and `[kernel]`
+/// library kernel parameters.
 pub fn overlay_toml(c: &Calibration, command: &str) -> String {
     let mut doc = toml_edit::DocumentMut::new();
     doc["about"] = toml_edit::value(format!(
@@ -73,7 +74,7 @@ pub fn overlay_toml(c: &Calibration, command: &str) -> String {
     ));
     for ((scope, name), (v, rows, _)) in &c.report.values {
         let rounded = (v * 1e4).round() / 1e4;
-        let table = if scope == "host" { "host".to_string() } else { format!("isa.{scope}") };
+        let table = if scope == "host" || scope == "kernel" { scope.clone() } else { format!("isa.{scope}") };
         let (outer, inner) = table.split_once('.').map_or((table.as_str(), None), |(a, b)| (a, Some(b)));
         if !doc.contains_key(outer) {
             doc[outer] = toml_edit::table();
@@ -116,6 +117,15 @@ pub fn apply(reg: &mut Registry, path: &Path) -> Result<()> {
                     fit::host_set(reg, name, x);
                 }
             }
+            ("kernel", toml::Value::Table(t)) => {
+                for (name, v) in t {
+                    if !fit::KERNEL_PARAMS.iter().any(|p| p.name == name) {
+                        return Err(bad(format!("[kernel] {name}: not a calibrated kernel parameter (expected one of {})", fit::KERNEL_PARAMS.iter().map(|p| p.name).collect::<Vec<_>>().join(", "))));
+                    }
+                    let x = v.as_float().or(v.as_integer().map(|i| i as f64)).filter(|x| x.is_finite() && *x >= 0.0).ok_or_else(|| bad(format!("[kernel] {name}: expected a number ≥ 0")))?;
+                    fit::kernel_set(reg, name, x);
+                }
+            }
             ("isa", toml::Value::Table(archs)) => {
                 for (arch, t) in archs {
                     let mut isa = (**reg.isa(arch).ok_or_else(|| bad(format!("[isa.{arch}]: unknown architecture")))?).clone();
@@ -133,7 +143,7 @@ pub fn apply(reg: &mut Registry, path: &Path) -> Result<()> {
                     reg.replace_isa(isa);
                 }
             }
-            (other, _) => return Err(bad(format!("unexpected key '{other}' (a calibration overlay has [host] and [isa.<arch>] tables)"))),
+            (other, _) => return Err(bad(format!("unexpected key '{other}' (a calibration overlay has [host], [kernel] and [isa.<arch>] tables)"))),
         }
     }
     Ok(())

@@ -1,8 +1,8 @@
 //! Fitting the few efficiency parameters on named training rows, and the leave-one-GPU-out
 //! refit that scores GPUs no parameter saw.
 //!
-//! Rows are split deterministically: a row whose line number is a multiple of
-//! `FIT_EVERY` belongs to the fit set, every other row to the report set. `validate`
+//! Rows are split deterministically: a row whose hashed line number is a multiple of
+//! `FIT_EVERY` (`is_fit_line`) belongs to the fit set, every other row to the report set. `validate`
 //! reports only report rows, so no accuracy figure comes from a row a parameter was
 //! fitted on. Per-architecture parameters are fitted on that architecture's fit rows;
 //! an architecture with no rows (a GPU nobody measured) takes the median of the fitted
@@ -19,8 +19,21 @@ pub const FIT_EVERY: usize = 10;
 /// At most this many fit rows per (GPU, op) group, evenly spaced, to keep fits fast.
 const MAX_ROWS_PER_GROUP: usize = 600;
 
+/// Whether the row on this line of a trace file is a fit row: one line in `FIT_EVERY`,
+/// chosen by a fixed hash of the line number rather than `line % FIT_EVERY`, because
+/// trace files list ops in fixed cycles (vidur writes the 10 ops of a model layer per
+/// token count, so every tenth line was the same op and the fit saw almost no RoPE,
+/// SiLU or RMSNorm rows).
 pub fn is_fit_line(line: usize) -> bool {
-    line.is_multiple_of(FIT_EVERY)
+    splitmix64(line as u64).is_multiple_of(FIT_EVERY as u64)
+}
+
+/// SplitMix64's finaliser: a fixed, well-mixed bijection of 64-bit integers.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// A parsed trace row ready to predict many times.
@@ -154,6 +167,37 @@ pub const HOST_PARAMS: &[Param] = &[
     Param { name: "op_extra_us.linear", lo: 0.01, hi: 100.0, rows: |s| small_call(s, "gemm") && matches!(s.op, Op::Gemm { bias: true, .. }) },
 ];
 
+/// Library kernel parameters (one value for every GPU: a property of the kernel's code):
+/// the dependent instruction chain per loop iteration of vLLM's scalar, block-per-token
+/// kernels, fitted on kernel-timed rows big enough that the per-iteration latency, not a
+/// launch floor, decides the time.
+pub const KERNEL_PARAMS: &[Param] = &[
+    Param { name: "dependent_cycles.rmsnorm", lo: 1.0, hi: 3000.0, rows: |s| latency_loop(s, "rmsnorm") },
+    Param { name: "dependent_cycles.silu_mul", lo: 1.0, hi: 3000.0, rows: |s| latency_loop(s, "silu_mul") },
+    Param { name: "dependent_cycles.rope", lo: 1.0, hi: 3000.0, rows: |s| latency_loop(s, "rope") },
+];
+
+fn latency_loop(s: &Sample, op: &str) -> bool {
+    s.ctx.timing == Timing::Kernel && s.op.name() == op && crate::kernel::memory_bound::traffic(&s.op, s.dtype).elems >= 1048576.0
+}
+
+fn kernel_impl<'a>(reg: &'a mut Registry, name: &str) -> &'a mut crate::kernel::templates::MemoryBoundImpl {
+    let op = name.strip_prefix("dependent_cycles.").unwrap_or_else(|| unreachable!("unknown kernel parameter {name}"));
+    let ops = &mut reg.templates.memory_bound.op;
+    let i = ops.iter().position(|i| i.op == op).unwrap_or_else(|| unreachable!("no memory-bound template for {op}"));
+    &mut ops[i]
+}
+
+pub fn kernel_set(reg: &mut Registry, name: &str, v: f64) {
+    kernel_impl(reg, name).dependent_cycles = v;
+}
+
+/// A kernel parameter's committed value.
+pub fn kernel_get(reg: &Registry, name: &str) -> f64 {
+    let op = name.strip_prefix("dependent_cycles.").unwrap_or(name);
+    reg.templates.memory_bound.op.iter().find(|i| i.op == op).map_or(0.0, |i| i.dependent_cycles)
+}
+
 pub fn host_set(reg: &mut Registry, name: &str, v: f64) {
     let l = &mut reg.templates.launch;
     match name.split_once('.') {
@@ -280,6 +324,9 @@ pub fn fit(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitReport {
     reg.templates.launch.eager_op_us = launch.eager_op_us;
     reg.templates.launch.op_extra_us.clear();
     reg.templates.launch.vendor_eager_op_us.clear();
+    for p in KERNEL_PARAMS {
+        kernel_set(reg, p.name, 0.0);
+    }
     let mut report = refine(reg, samples, sweeps);
     pool_unfitted(reg, &mut report);
     report
@@ -304,6 +351,19 @@ pub fn refine(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitRepor
             });
             host_set(reg, p.name, v);
             report.values.insert(("host".into(), p.name.into()), (v, rows.len(), objective(reg, &rows)));
+        }
+        for p in KERNEL_PARAMS {
+            let rows = relevant(samples, p, None);
+            if rows.len() < 20 {
+                continue;
+            }
+            let v = golden(p.lo, p.hi, |v| {
+                let mut r = reg.clone();
+                kernel_set(&mut r, p.name, v);
+                objective(&r, &rows)
+            });
+            kernel_set(reg, p.name, v);
+            report.values.insert(("kernel".into(), p.name.into()), (v, rows.len(), objective(reg, &rows)));
         }
         for arch in &archs {
             for p in ARCH_PARAMS {
@@ -370,7 +430,11 @@ pub fn write_back(report: &FitReport, repo: &std::path::Path, command: &str) -> 
     let gpus: Vec<&str> = report.gpus.iter().map(String::as_str).collect();
     let mut by_file: BTreeMap<std::path::PathBuf, Vec<(&str, f64, usize, f64)>> = BTreeMap::new();
     for ((scope, name), (v, rows, obj)) in &report.values {
-        let path = if scope == "host" { repo.join("kernels/launch.toml") } else { repo.join(format!("isa/{scope}.toml")) };
+        let path = match scope.as_str() {
+            "host" => repo.join("kernels/launch.toml"),
+            "kernel" => repo.join("kernels/memory_bound.toml"),
+            _ => repo.join(format!("isa/{scope}.toml")),
+        };
         by_file.entry(path).or_default().push((name, *v, *rows, *obj));
     }
     for (path, values) in by_file {
@@ -380,18 +444,32 @@ pub fn write_back(report: &FitReport, repo: &std::path::Path, command: &str) -> 
             msg: e.to_string(),
         })?;
         let host = path.ends_with("launch.toml");
+        let kernel = path.ends_with("memory_bound.toml");
         for (name, v, rows, obj) in values {
             let rounded = (v * 1e4).round() / 1e4;
             let how = if rows == 0 {
                 format!("pooled: median of the fitted architectures' values (no fit rows for this architecture); `{command}`")
             } else {
                 format!(
-                    "fitted by `{command}` on {rows} fit rows (line % {FIT_EVERY} == 0) of the traces' GPUs {}; median |ln(pred/meas)| after fit {:.3}",
+                    "fitted by `{command}` on {rows} fit rows (one line in {FIT_EVERY}, fit::is_fit_line) of the traces' GPUs {}; median |ln(pred/meas)| after fit {:.3}",
                     gpus.join(", "),
                     obj
                 )
             };
-            if host {
+            if kernel {
+                let op = name.split_once('.').map_or(name, |(_, op)| op);
+                let tables = doc["op"].as_array_of_tables_mut().ok_or_else(|| crate::Error::File {
+                    path: path.display().to_string(),
+                    msg: "expected [[op]] tables".into(),
+                })?;
+                let t = tables.iter_mut().find(|t| t.get("op").and_then(|o| o.as_str()) == Some(op)).ok_or_else(|| crate::Error::File {
+                    path: path.display().to_string(),
+                    msg: format!("no [[op]] table with op = \"{op}\""),
+                })?;
+                let rounded = rounded.round();
+                t["dependent_cycles"] = value(rounded);
+                t["dependent_cycles_source"] = value(how);
+            } else if host {
                 match name.split_once('.') {
                     Some((table, key)) => {
                         if !doc.contains_key(table) {
