@@ -168,13 +168,14 @@ pub const HOST_PARAMS: &[Param] = &[
 ];
 
 /// Library kernel parameters (one value for every GPU: a property of the kernel's code):
-/// the dependent instruction chain per loop iteration of vLLM's scalar, block-per-token
-/// kernels, fitted on kernel-timed rows big enough that the per-iteration latency, not a
+/// the dependent instruction chain per loop iteration of row-wise kernels (vLLM's scalar,
+/// block-per-token kernels; PyTorch's Welford LayerNorm), fitted on kernel-timed rows big enough that the per-iteration latency, not a
 /// launch floor, decides the time.
 pub const KERNEL_PARAMS: &[Param] = &[
     Param { name: "dependent_cycles.rmsnorm", lo: 1.0, hi: 3000.0, rows: |s| latency_loop(s, "rmsnorm") },
     Param { name: "dependent_cycles.silu_mul", lo: 1.0, hi: 3000.0, rows: |s| latency_loop(s, "silu_mul") },
     Param { name: "dependent_cycles.rope", lo: 1.0, hi: 3000.0, rows: |s| latency_loop(s, "rope") },
+    Param { name: "dependent_cycles.layernorm", lo: 1.0, hi: 3000.0, rows: |s| latency_loop(s, "layernorm") },
 ];
 
 fn latency_loop(s: &Sample, op: &str) -> bool {
