@@ -39,8 +39,8 @@ fn unknown_model_suggests_close_names() {
 #[test]
 fn sequence_longer_than_context_is_an_error() {
     let m = zoo::find("gpt2").unwrap();
-    let err = m.build(Workload { batch: 1, seq_len: 4096, past: 0 }).err().expect("must fail").to_string();
+    let err = m.build(Workload { batch: 1, seq_len: 4096, past: 0 }).expect_err("must fail").to_string();
     assert!(err.contains("longer than the model allows"), "{err}");
-    let err = m.build(Workload { batch: 0, seq_len: 16, past: 0 }).err().expect("must fail").to_string();
+    let err = m.build(Workload { batch: 0, seq_len: 16, past: 0 }).expect_err("must fail").to_string();
     assert!(err.contains("at least 1"), "{err}");
 }

@@ -11,6 +11,10 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+/// Per (GPU, op) replay summary: rows, (predicted, measured) pairs, summed predicted and
+/// measured time.
+type ReplayGroup = (usize, Vec<(f64, f64)>, f64, f64);
+
 fn opt(x: Option<f64>) -> Value {
     x.map(num).unwrap_or(Value::Null)
 }
@@ -154,7 +158,7 @@ pub fn replay(reg: &Registry, files: &[PathBuf], gpu: Option<&str>, format: Form
                 out += &rendered;
             }
             Format::Table | Format::Markdown => {
-                let mut groups: BTreeMap<(String, String), (usize, Vec<(f64, f64)>, f64, f64)> = BTreeMap::new();
+                let mut groups: BTreeMap<(String, String), ReplayGroup> = BTreeMap::new();
                 for (rec, r) in file.rows.iter().zip(&rows) {
                     let (gpu_name, op_name, measured) = if file.kind == TraceKind::Kernels {
                         let k = file.kernel_row(rec);

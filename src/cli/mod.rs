@@ -362,7 +362,7 @@ fn command(cli: &Cli, reg: &Registry) -> Result<String> {
                 commands::replay(reg, files, gpu.as_deref(), cli.global.format)?
             }
         }
-        Command::Profile(args) => profile_commands::profile(&reg, args, cli.global.format)?,
+        Command::Profile(args) => profile_commands::profile(reg, args, cli.global.format)?,
         Command::Validate { traces, gpu, models: true, .. } => {
             let dir = traces.clone().unwrap_or_else(commands::default_traces);
             let g = gpu.as_deref().map(|g| reg.gpu(g).map(|x| x.key().to_string())).transpose()?;

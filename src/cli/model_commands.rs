@@ -11,6 +11,9 @@ use crate::sim::scheduler;
 use serde_json::Value;
 use std::path::PathBuf;
 
+/// Baseline name → (its APEs, ours on the same rows).
+type BaselineApes = std::collections::BTreeMap<String, (Vec<f64>, Vec<f64>)>;
+
 /// How to run a model, as given on the command line.
 #[derive(Debug, Clone)]
 pub struct RunArgs {
@@ -45,7 +48,7 @@ impl RunArgs {
         if p.dp == 0 || p.pp == 0 || p.micro_batches == 0 || p.gpus_per_node == 0 {
             return Err(Error::Usage("--dp, --pp, --micro-batches and --gpus-per-node must be at least 1".into()));
         }
-        if batch % (p.dp * p.micro_batches) != 0 {
+        if !batch.is_multiple_of(p.dp * p.micro_batches) {
             return Err(Error::Usage(format!("--batch-size {batch} does not split into {} replicas × {} micro-batches", p.dp, p.micro_batches)));
         }
         let batch = batch / (p.dp * p.micro_batches);
@@ -232,7 +235,7 @@ pub fn validate_models(reg: &Registry, dir: &std::path::Path, gpu_filter: Option
     use std::collections::BTreeMap;
     let mut rows_t = Table::new(&["source", "gpu", "model", "mode", "option", "batch", "seq_len", "measured_ms", "predicted_ms", "ape", "status", "neusight_ms", "roofline_ms"]);
     // (vendor, mode, option) → our APEs, and each baseline's APEs on the rows it predicted.
-    let mut groups: BTreeMap<(String, String, String), (Vec<f64>, BTreeMap<String, (Vec<f64>, Vec<f64>)>)> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String, String), (Vec<f64>, BaselineApes)> = BTreeMap::new();
     let mut fw_measured: BTreeMap<String, f64> = BTreeMap::new();
     for path in find_traces(dir)? {
         let file = TraceFile::read(&path)?;

@@ -268,7 +268,7 @@ impl Graph {
             if t.role != Role::Activation {
                 produced[i] = true;
             }
-            if t.shape.iter().any(|&d| d == 0) {
+            if t.shape.contains(&0) {
                 return Err(Error::Usage(format!("model '{}': tensor '{}' has an empty dimension {:?}", self.name, t.name, t.shape)));
             }
         }

@@ -197,13 +197,13 @@ impl TransformerConfig {
                 return bad(format!("{name} must be positive"));
             }
         }
-        if self.heads % self.kv_heads != 0 {
+        if !self.heads.is_multiple_of(self.kv_heads) {
             return bad(format!("{} attention heads are not a multiple of {} key/value heads", self.heads, self.kv_heads));
         }
         if self.patch.is_none() && self.vocab == 0 {
             return bad("vocabulary size must be positive".into());
         }
-        if self.tp == 0 || self.heads % self.tp != 0 || self.ffn % self.tp != 0 || (self.kv_heads % self.tp != 0 && self.tp % self.kv_heads != 0) {
+        if self.tp == 0 || !self.heads.is_multiple_of(self.tp) || !self.ffn.is_multiple_of(self.tp) || (!self.kv_heads.is_multiple_of(self.tp) && !self.tp.is_multiple_of(self.kv_heads)) {
             return bad(format!("tensor parallelism {} must divide the {} heads, the {} key/value heads (or be a multiple of them) and the FFN width {}", self.tp, self.heads, self.kv_heads, self.ffn));
         }
         if self.kind == StackKind::EncoderDecoder && self.decoder_layers == 0 {
@@ -572,7 +572,7 @@ impl Builder<'_> {
     fn mlp(&mut self, p: &str, index: u64, x: TensorId, tokens: u64) -> TensorId {
         let cfg = self.cfg;
         if let Some(moe) = cfg.moe {
-            if (index + 1) % moe.every == 0 {
+            if (index + 1).is_multiple_of(moe.every) {
                 return self.moe(p, moe, x, tokens);
             }
         }

@@ -6,8 +6,10 @@ use super::transformer::{self, Activation, Head, Moe, Norm, PatchEmbed, Position
 use super::{Graph, GraphOp};
 use crate::error::{closest, Error, Result};
 
-/// How a zoo model is built.
+/// How a zoo model is built. The zoo is a static table of a few dozen entries, so the
+/// size of the CLIP variant does not matter.
 #[derive(Clone)]
+#[allow(clippy::large_enum_variant)]
 pub enum Recipe {
     Transformer(TransformerConfig),
     /// CLIP: a causal text tower and a ViT image tower with projections to `proj` dims.

@@ -37,7 +37,7 @@ fn split_heuristic(grid: u64, slots: u64, max_splits: u64) -> u64 {
     if grid as f64 >= 0.8 * slots as f64 {
         return 1;
     }
-    let max_splits = max_splits.min(slots).min(128).max(1);
+    let max_splits = max_splits.min(slots).clamp(1, 128);
     let efficiency = |s: u64| {
         let waves = (grid * s) as f64 / slots as f64;
         waves / waves.ceil()

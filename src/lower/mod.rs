@@ -747,7 +747,7 @@ impl Lowerer<'_> {
             let reduction = matches!(k.op, Op::Softmax { .. } | Op::Layernorm { .. } | Op::Rmsnorm { .. });
             if groups.len() == 1 && (pointwise || reduction) {
                 let target = groups[0];
-                let others_ready = preds.iter().all(|&p| p == target || p < target);
+                let others_ready = preds.iter().all(|&p| p <= target);
                 let target_pointwise = matches!(new[target].op, Op::Elementwise { .. });
                 if others_ready && (pointwise || target_pointwise) {
                     let merged = match (&new[target].op, &k.op) {

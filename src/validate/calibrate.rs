@@ -78,7 +78,7 @@ pub fn overlay_toml(c: &Calibration, command: &str) -> String {
         let (outer, inner) = table.split_once('.').map_or((table.as_str(), None), |(a, b)| (a, Some(b)));
         if !doc.contains_key(outer) {
             doc[outer] = toml_edit::table();
-            doc[outer].as_table_mut().map(|t| t.set_implicit(true));
+            if let Some(t) = doc[outer].as_table_mut() { t.set_implicit(true) }
         }
         match inner {
             Some(arch) => {

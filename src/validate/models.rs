@@ -84,7 +84,7 @@ pub fn build_graph(row: &ModelRow, trace_dir: &Path) -> Result<Graph, String> {
     // One GPU's share: the global batch over replicas and micro-batches.
     let par = row.options.parallel;
     let share = par.dp * par.micro_batches;
-    if row.batch % share != 0 {
+    if !row.batch.is_multiple_of(share) {
         return Err(format!("global batch {} does not split into {} replicas × {} micro-batches", row.batch, par.dp, par.micro_batches));
     }
     let wl = Workload { batch: row.batch / share, seq_len: row.seq_len, past: 0 };
