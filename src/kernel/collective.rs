@@ -23,13 +23,28 @@
 //!   `NCCL_P2P_LL_THRESHOLD` (16 KiB), Simple above. The traced rank is the sender
 //!   (vidur records rank 0, which sends), whose kernel returns once its last chunk sits in
 //!   the connection's FIFO: one `NCCL_BUFFSIZE` (4 MiB) can still be in flight.
+//! * **Transports.** A node type names how NCCL moved the data in the runs it describes
+//!   (`net_transport = ib | socket`, `intra_transport = p2p | shm`), which need not be
+//!   what the hardware allows (vidur's DGX runs went over TCP sockets). NCCL still picks
+//!   its algorithm and protocol on its own view of the links (the socket transport: one
+//!   interface at its line rate; a tree's channels rated at twice the ring's network
+//!   share, as NCCL's balanced-tree search charges them); the time is then that pick on
+//!   what the transport delivers. The socket and SHM transports stage every byte through
+//!   a host-memory buffer, one NCCL channel at the `[staged] channel_gbs` rate: 2
+//!   channels per network peer (`NCCL_NCHANNELS_PER_NET_PEER`), one TCP stream each
+//!   (`NCCL_SOCKET_NTHREADS` × `NCCL_NSOCKS_PERTHREAD` = 1), 1 channel over SHM. A socket
+//!   tree sends each byte across the network once per direction, a ring twice. The
+//!   sender of a staged point-to-point send fills its buffers at the channels' rate and
+//!   returns when the last byte sits in one: the 2 × 8 × 128 KiB window in flight
+//!   (`NCCL_P2P_NET_CHUNKSIZE`, `NCCL_STEPS`) is free of the drain, not of the fill.
 //! * **Waiting for the peers.** An all-reduce kernel on one rank cannot finish before
 //!   every rank has launched it. In a loop of eager calls whose GPU time is shorter than
 //!   the host's time per call, every kernel waits for the slowest rank's next launch, so
 //!   a measured all-reduce never takes less than one host call: the eager-call and
 //!   library-call costs of `kernels/launch.toml`.
 //!
-//! Nothing here is fitted to collective measurements.
+//! One number is fitted to collective measurements: the staged channel rate, which no
+//! document states (`phantom-gpu fit`, on the fit rows of socket and SHM nodes only).
 
 use super::{Bound, Dtype, KernelEstimate, Op};
 use crate::error::{closest, Error, Result};
@@ -606,11 +621,17 @@ impl Setup {
         let ll_max = LL_MAX_BWS[row][col];
         let nsteps = 2.0 * (n - 1.0);
         let (bus, ratio) = match (algo, proto) {
-            (Algo::Ring, Proto::Ll) if actual && self.socket() => {
-                // NCCL's 1/4 rates LL against fast links; on the socket the network
-                // carries LL's 8-byte lines at half their payload.
-                let intra = self.intra_actual_gbs();
-                (ll_max.min(intra / 4.0).min(P2P_LL_EFFICIENCY * self.net_actual_gbs(SOCKET_RING_CHANNELS)), n / nsteps)
+            (Algo::Ring, Proto::Ll) if actual && (self.socket() || self.shm()) => {
+                // NCCL's 1/4 rates LL against fast links; through a host-memory buffer
+                // the staged channels carry LL's 8-byte lines at half their payload.
+                let mut bw = ll_max.min(self.links.intra_gbs / 4.0);
+                if self.shm() {
+                    bw = bw.min(P2P_LL_EFFICIENCY * self.intra_actual_gbs());
+                }
+                if self.socket() {
+                    bw = bw.min(P2P_LL_EFFICIENCY * self.net_actual_gbs(SOCKET_RING_CHANNELS));
+                }
+                (bw, n / nsteps)
             }
             (Algo::Ring, Proto::Ll) => (ll_max.min(b / 4.0), n / nsteps),
             (Algo::Ring, Proto::Ll128) => {
