@@ -107,7 +107,7 @@ impl Registry {
                 "conv.toml" => templates.conv = parse_toml(&path, text)?,
                 "launch.toml" => templates.launch = parse_toml(&path, text)?,
                 "memory_bound.toml" => templates.memory_bound = parse_toml(&path, text)?,
-                "topologies.toml" => templates.topologies = parse_toml(&path, text)?,
+                "topologies.toml" => templates.topologies = crate::kernel::collective::Topologies::parse(&path, text)?,
                 _ => {}
             }
         }

@@ -23,13 +23,28 @@
 //!   `NCCL_P2P_LL_THRESHOLD` (16 KiB), Simple above. The traced rank is the sender
 //!   (vidur records rank 0, which sends), whose kernel returns once its last chunk sits in
 //!   the connection's FIFO: one `NCCL_BUFFSIZE` (4 MiB) can still be in flight.
+//! * **Transports.** A node type names how NCCL moved the data in the runs it describes
+//!   (`net_transport = ib | socket`, `intra_transport = p2p | shm`), which need not be
+//!   what the hardware allows (vidur's DGX runs went over TCP sockets). NCCL still picks
+//!   its algorithm and protocol on its own view of the links (the socket transport: one
+//!   interface at its line rate; a tree's channels rated at twice the ring's network
+//!   share, as NCCL's balanced-tree search charges them); the time is then that pick on
+//!   what the transport delivers. The socket and SHM transports stage every byte through
+//!   a host-memory buffer, one NCCL channel at the `[staged] channel_gbs` rate: 2
+//!   channels per network peer (`NCCL_NCHANNELS_PER_NET_PEER`), one TCP stream each
+//!   (`NCCL_SOCKET_NTHREADS` × `NCCL_NSOCKS_PERTHREAD` = 1), 1 channel over SHM. A socket
+//!   tree sends each byte across the network once per direction, a ring twice. The
+//!   sender of a staged point-to-point send fills its buffers at the channels' rate and
+//!   returns when the last byte sits in one: the 2 × 8 × 128 KiB window in flight
+//!   (`NCCL_P2P_NET_CHUNKSIZE`, `NCCL_STEPS`) is free of the drain, not of the fill.
 //! * **Waiting for the peers.** An all-reduce kernel on one rank cannot finish before
 //!   every rank has launched it. In a loop of eager calls whose GPU time is shorter than
 //!   the host's time per call, every kernel waits for the slowest rank's next launch, so
 //!   a measured all-reduce never takes less than one host call: the eager-call and
 //!   library-call costs of `kernels/launch.toml`.
 //!
-//! Nothing here is fitted to collective measurements.
+//! One number is fitted to collective measurements: the staged channel rate, which no
+//! document states (`phantom-gpu fit`, on the fit rows of socket and SHM nodes only).
 
 use super::{Bound, Dtype, KernelEstimate, Op};
 use crate::error::{closest, Error, Result};
@@ -72,6 +87,30 @@ pub enum CpuVendor {
     Amd,
 }
 
+/// How NCCL moves data between nodes (its network plugin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetTransport {
+    /// NCCL's IB verbs transport (InfiniBand or RoCE NICs): the NIC's line rate, with
+    /// GPUDirect RDMA where the node has it.
+    Ib,
+    /// NCCL's socket transport (TCP through the kernel): every byte is staged through a
+    /// host-memory buffer on both sides (no GPUDirect), one TCP stream per connection.
+    Socket,
+}
+
+/// How NCCL moves data between two GPUs of one node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntraTransport {
+    /// Peer-to-peer: one GPU writes into the other's memory (NVLink or PCIe).
+    #[default]
+    P2p,
+    /// Shared host memory: the sender writes into a host buffer, the receiver reads it
+    /// back, both over PCIe (NCCL's SHM transport, used where P2P is off).
+    Shm,
+}
+
 /// One node type of `kernels/topologies.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -94,6 +133,13 @@ pub struct NodeTopology {
     pub gpudirect_rdma: bool,
     #[serde(default)]
     pub cpu_vendor: CpuVendor,
+    /// NCCL's inter-node transport; default: `ib` on an InfiniBand network, `socket` on
+    /// Ethernet.
+    #[serde(default)]
+    pub net_transport: Option<NetTransport>,
+    /// NCCL's intra-node transport between the GPUs in use; default `p2p`.
+    #[serde(default)]
+    pub intra_transport: IntraTransport,
     /// Field → citation.
     #[serde(default)]
     pub sources: BTreeMap<String, String>,
@@ -102,15 +148,76 @@ pub struct NodeTopology {
     pub notes: Vec<String>,
 }
 
+impl NodeTopology {
+    /// The inter-node transport, with its default resolved.
+    pub fn net_transport(&self) -> NetTransport {
+        self.net_transport.unwrap_or(match self.network {
+            Network::Infiniband => NetTransport::Ib,
+            Network::Ethernet => NetTransport::Socket,
+        })
+    }
+}
+
+/// Rates of the host-staged transports (socket, SHM) that no document states.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StagedTransport {
+    /// What one NCCL channel moves through a host-memory bounce buffer, GB/s: the
+    /// channel's CTA copying between GPU memory and pinned host memory over PCIe (and,
+    /// for the socket transport, the proxy thread's one TCP stream carrying it).
+    pub channel_gbs: f64,
+    /// Field → citation.
+    #[serde(default)]
+    pub sources: BTreeMap<String, String>,
+}
+
+impl Default for StagedTransport {
+    fn default() -> Self {
+        StagedTransport { channel_gbs: DEFAULT_STAGED_CHANNEL_GBS, sources: BTreeMap::new() }
+    }
+}
+
+/// The staged channel rate before any fit (GB/s): PCIe Gen3 x16 as NCCL counts it over
+/// three, an order of magnitude only; `kernels/topologies.toml` carries the fitted value.
+pub const DEFAULT_STAGED_CHANNEL_GBS: f64 = 4.0;
+
 /// All node types, by the name trace rows use in their `node_type` tag.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Topologies {
+    /// The host-staged transports' channel rate (one value for every node).
+    #[serde(default)]
+    pub staged: StagedTransport,
     #[serde(default)]
     pub node: BTreeMap<String, NodeTopology>,
 }
 
 impl Topologies {
+    /// Parses `kernels/topologies.toml` (or a user's file of the same layout) and checks
+    /// what serde cannot: a socket transport has no GPUDirect RDMA, rates are positive.
+    pub fn parse(path: &str, text: &str) -> Result<Topologies> {
+        let t: Topologies = toml::from_str(text).map_err(|e| Error::Parse {
+            path: path.to_string(),
+            line: e.span().map(|s| crate::error::line_of(text, s.start)).unwrap_or(0),
+            msg: e.message().to_string(),
+        })?;
+        let bad = |msg: String| Error::Parse { path: path.to_string(), line: 0, msg };
+        if !(t.staged.channel_gbs.is_finite() && t.staged.channel_gbs > 0.0) {
+            return Err(bad(format!("[staged] channel_gbs must be a positive number of GB/s, not {}", t.staged.channel_gbs)));
+        }
+        for (name, n) in &t.node {
+            if n.net_transport() == NetTransport::Socket && n.gpudirect_rdma {
+                return Err(bad(format!(
+                    "node.{name}: net_transport = \"socket\" cannot have gpudirect_rdma = true (NCCL's socket transport stages every byte through host memory)"
+                )));
+            }
+            if !(n.nic_gbps.is_finite() && n.nic_gbps >= 0.0) {
+                return Err(bad(format!("node.{name}: nic_gbps must be a non-negative number, not {}", n.nic_gbps)));
+            }
+        }
+        Ok(t)
+    }
+
     /// The node type called `name`, or an error that lists the known ones.
     pub fn get(&self, name: &str) -> Result<&NodeTopology> {
         self.node.get(name.trim()).ok_or_else(|| {
@@ -148,6 +255,8 @@ pub fn default_topology(gpu: &Gpu, gpus_per_node: u64) -> NodeTopology {
         network: Network::Infiniband,
         gpudirect_rdma: true,
         cpu_vendor: CpuVendor::Intel,
+        net_transport: Some(NetTransport::Ib),
+        intra_transport: IntraTransport::P2p,
         sources: BTreeMap::new(),
         notes: vec![],
     }
@@ -269,9 +378,16 @@ pub fn links(gpu: &Gpu, node: &NodeTopology, gpus_per_node: u64) -> Result<Links
     // A GPU's network traffic also crosses its own PCIe link (NCCL's path GPU → NIC).
     let pcie = pcie_of(gpu);
     let nic_gbs = (node.nic_gbps / 8.0).min(pcie);
-    // The GPUs in use reach their share of the node's NICs (at least one).
-    let share = node.nics_per_node as f64 * gpus_per_node as f64 / node.gpus_per_node.max(1) as f64;
-    let nics = share.ceil().clamp(1.0, node.nics_per_node.max(1) as f64);
+    // The GPUs in use reach their share of the node's NICs (at least one). NCCL's socket
+    // transport sees one interface per node. estimate: NCCL takes every interface that
+    // matches NCCL_SOCKET_IFNAME, and launchers commonly name one; evidence: on vidur's
+    // a100_dgx, NCCL switches from ring to tree across 2 nodes exactly where its tuning
+    // does with one 25 GB/s interface (2 GPUs per node: tree only for 8-16 MiB, where its
+    // correction factor is 0.8; 4 per node: tree from 4 MiB, where it rises to 0.7), not
+    // where 2-8 NICs' worth would put it (never).
+    let nics_avail = if node.net_transport() == NetTransport::Socket { 1 } else { node.nics_per_node.max(1) };
+    let share = nics_avail as f64 * gpus_per_node as f64 / node.gpus_per_node.max(1) as f64;
+    let nics = share.ceil().clamp(1.0, nics_avail as f64);
     let net_node_gbs = (nics * node.nic_gbps / 8.0).min(gpus_per_node.max(1) as f64 * pcie);
     Ok(Links { intra_gbs, intra_hw, net_node_gbs, nic_gbs })
 }
@@ -343,6 +459,11 @@ const RING_LL128_FACTOR: f64 = 0.92;
 const RING_LL128_FACTOR_PPN1: f64 = 0.7;
 /// Tree bandwidth factor (`busBw * .92`).
 const TREE_FACTOR: f64 = 0.92;
+/// NCCL's tree graph search charges each of the two GPUs that share a NIC half of a
+/// channel's network bandwidth ("Balanced Tree: count half of the bandwidth on first two
+/// GPUs", `ncclTopoSearchRecNet` in `src/graph/search.cc`), so a tree's channels are
+/// rated at twice the ring's over the same NICs, up to the intra-node links.
+const TREE_NET_SHARE: f64 = 2.0;
 
 /// `NCCL_P2P_LL_THRESHOLD` default (bytes): point-to-point uses LL up to this size.
 pub const P2P_LL_THRESHOLD: f64 = 16384.0;
@@ -350,6 +471,28 @@ pub const P2P_LL_THRESHOLD: f64 = 16384.0;
 pub const NCCL_BUFFSIZE: f64 = 4.0 * 1024.0 * 1024.0;
 /// LL sends 4 bytes of data with each 4-byte flag: half the link.
 pub const P2P_LL_EFFICIENCY: f64 = 0.5;
+
+/// Channels a point-to-point connection to a peer on another node uses
+/// (`NCCL_NCHANNELS_PER_NET_PEER` default, NCCL 2.12-2.19).
+pub const NCHANNELS_PER_NET_PEER: f64 = 2.0;
+/// TCP streams per socket connection: `NCCL_SOCKET_NTHREADS` × `NCCL_NSOCKS_PERTHREAD`,
+/// both 1 by default outside AWS and GCP (NCCL environment-variable documentation; the
+/// auto-detection in `net_socket.cc` raises them only for those clouds' NIC vendors).
+pub const SOCKETS_PER_CONNECTION: f64 = 1.0;
+/// Channels crossing the node boundary of a ring over the socket transport, each
+/// direction. estimate: as point-to-point (`NCHANNELS_PER_NET_PEER`); evidence: the
+/// ring rates measured on vidur's a100_dgx do not grow with GPUs per node (bus bandwidth
+/// ~5.9, ~6.0, ~7.4 GB/s with 1, 2, 8 GPUs per node).
+pub const SOCKET_RING_CHANNELS: f64 = 2.0;
+/// Channels between two GPUs of a node that talk through shared host memory. estimate:
+/// NCCL gives a peer min(2, the communicator's channels) channels (`init.cc`
+/// p2pnChannelsPerPeer); two GPUs joined only through the CPU give a ring search below
+/// 25 GB/s, which NCCL does not duplicate: one channel.
+pub const SHM_CHANNELS: f64 = 1.0;
+/// `NCCL_P2P_NET_CHUNKSIZE` default (bytes) and `NCCL_STEPS`: a point-to-point
+/// connection over the network has 8 chunks of 128 KiB in flight per channel.
+pub const P2P_NET_CHUNKSIZE: f64 = 128.0 * 1024.0;
+pub const NCCL_STEPS: f64 = 8.0;
 
 /// Everything NCCL's tuning needs about one collective.
 #[derive(Debug, Clone, Copy)]
@@ -361,6 +504,10 @@ pub struct Setup {
     pub compute_capability: Option<u32>,
     pub cpu: CpuVendor,
     pub gpudirect_rdma: bool,
+    pub net_transport: NetTransport,
+    pub intra_transport: IntraTransport,
+    /// One channel through a host-memory bounce buffer, GB/s (`[staged]`).
+    pub staged_channel_gbs: f64,
 }
 
 /// NCCL's pick for one size and its time.
@@ -374,11 +521,42 @@ pub struct Choice {
 
 impl Setup {
     /// Bus bandwidth of the graph: the slowest link a ring crosses, GB/s.
-    fn bus_gbs(&self) -> f64 {
+    fn bus_gbs(&self, algo: Algo) -> f64 {
         if self.nodes > 1 {
-            self.links.intra_gbs.min(self.links.net_node_gbs)
+            let share = if algo == Algo::Tree { TREE_NET_SHARE } else { 1.0 };
+            self.links.intra_gbs.min(share * self.links.net_node_gbs)
         } else {
             self.links.intra_gbs
+        }
+    }
+
+    /// The network goes through NCCL's socket transport.
+    fn socket(&self) -> bool {
+        self.nodes > 1 && self.net_transport == NetTransport::Socket
+    }
+
+    /// The GPUs of a node talk through shared host memory.
+    fn shm(&self) -> bool {
+        self.gpus_per_node > 1 && self.intra_transport == IntraTransport::Shm
+    }
+
+    /// Per-direction intra-node rate the transport delivers, GB/s: NCCL's link figure,
+    /// or for SHM its channels through host memory.
+    fn intra_actual_gbs(&self) -> f64 {
+        if self.shm() {
+            self.links.intra_gbs.min(SHM_CHANNELS * self.staged_channel_gbs)
+        } else {
+            self.links.intra_gbs
+        }
+    }
+
+    /// Per-direction network rate of a node that the transport delivers, GB/s: the NICs,
+    /// or for the socket transport its channels' streams through host memory.
+    fn net_actual_gbs(&self, channels: f64) -> f64 {
+        if self.socket() {
+            self.links.net_node_gbs.min(channels * SOCKETS_PER_CONNECTION * self.staged_channel_gbs)
+        } else {
+            self.links.net_node_gbs
         }
     }
 
@@ -409,7 +587,10 @@ impl Setup {
     }
 
     /// NCCL's time for one all-reduce of `bytes` with an algorithm and protocol, µs.
-    pub fn all_reduce_us(&self, algo: Algo, proto: Proto, bytes: f64) -> Option<(f64, f64)> {
+    /// NCCL's own estimate (`actual` false) rates every link by what NCCL's topology
+    /// sees (NIC line rates, PCIe); `actual` times the same algorithm and protocol on
+    /// what the transports deliver (host-staged socket and SHM channels).
+    pub fn all_reduce_us(&self, algo: Algo, proto: Proto, bytes: f64, actual: bool) -> Option<(f64, f64)> {
         let n = self.ranks as f64;
         let nodes = self.nodes as f64;
         if algo == Algo::Tree && self.nodes <= 1 {
@@ -418,7 +599,17 @@ impl Setup {
         if proto == Proto::Ll128 && !self.ll128_enabled() {
             return None;
         }
-        let b = self.bus_gbs();
+        let b = if actual {
+            let intra = self.intra_actual_gbs();
+            // A socket tree's network share is applied below, on the algorithm bandwidth.
+            if self.nodes > 1 && !(algo == Algo::Tree && self.socket()) {
+                intra.min(self.net_actual_gbs(SOCKET_RING_CHANNELS))
+            } else {
+                intra
+            }
+        } else {
+            self.bus_gbs(algo)
+        };
         let col = (self.nodes.clamp(1, 3) - 1) as usize;
         let row = if self.nodes == 1 {
             self.cc_index()
@@ -430,6 +621,18 @@ impl Setup {
         let ll_max = LL_MAX_BWS[row][col];
         let nsteps = 2.0 * (n - 1.0);
         let (bus, ratio) = match (algo, proto) {
+            (Algo::Ring, Proto::Ll) if actual && (self.socket() || self.shm()) => {
+                // NCCL's 1/4 rates LL against fast links; through a host-memory buffer
+                // the staged channels carry LL's 8-byte lines at half their payload.
+                let mut bw = ll_max.min(self.links.intra_gbs / 4.0);
+                if self.shm() {
+                    bw = bw.min(P2P_LL_EFFICIENCY * self.intra_actual_gbs());
+                }
+                if self.socket() {
+                    bw = bw.min(P2P_LL_EFFICIENCY * self.net_actual_gbs(SOCKET_RING_CHANNELS));
+                }
+                (bw, n / nsteps)
+            }
             (Algo::Ring, Proto::Ll) => (ll_max.min(b / 4.0), n / nsteps),
             (Algo::Ring, Proto::Ll128) => {
                 (b * if self.gpus_per_node < 2 { RING_LL128_FACTOR_PPN1 } else { RING_LL128_FACTOR }, n / nsteps)
@@ -467,6 +670,14 @@ impl Setup {
                 if log_size < 23 {
                     alg_bw *= TREE_CORRECTION[proto as usize][log_size];
                 }
+                if actual && self.socket() {
+                    // NCCL's 1/2 counts a GPU's link carrying the reduction up and the
+                    // broadcast down; a node's network link carries each byte once per
+                    // direction (the two trees of NCCL's double binary tree each send
+                    // half the buffer up and half down), LL at half its payload.
+                    let payload = if proto == Proto::Ll { P2P_LL_EFFICIENCY } else { 1.0 };
+                    alg_bw = alg_bw.min(payload * self.net_actual_gbs(SOCKET_RING_CHANNELS));
+                }
             }
         }
         if alg_bw.is_nan() || alg_bw <= 0.0 {
@@ -476,15 +687,23 @@ impl Setup {
     }
 
     /// The algorithm and protocol NCCL picks for an all-reduce of `bytes`, and its time.
+    /// NCCL picks by its own estimate, on the links its topology sees; the time is what
+    /// the transports deliver for that pick (the same on IB and P2P, where they agree).
     pub fn all_reduce(&self, bytes: f64) -> Choice {
         let mut best = Choice { algo: Algo::Ring, proto: Proto::Simple, us: f64::INFINITY, latency_us: 0.0 };
         for algo in [Algo::Tree, Algo::Ring] {
             for proto in [Proto::Ll, Proto::Ll128, Proto::Simple] {
-                if let Some((us, lat)) = self.all_reduce_us(algo, proto, bytes) {
+                if let Some((us, lat)) = self.all_reduce_us(algo, proto, bytes, false) {
                     if us < best.us {
                         best = Choice { algo, proto, us, latency_us: lat };
                     }
                 }
+            }
+        }
+        if self.socket() || self.shm() {
+            if let Some((us, lat)) = self.all_reduce_us(best.algo, best.proto, bytes, true) {
+                best.us = us;
+                best.latency_us = lat;
             }
         }
         best
@@ -499,6 +718,25 @@ impl Setup {
         };
         let proto = if bytes <= P2P_LL_THRESHOLD { Proto::Ll } else { Proto::Simple };
         let lat = BASE_LAT[Algo::Ring as usize][proto as usize] + HW_LAT[hw as usize][Algo::Ring as usize][proto as usize];
+        let staged = if self.nodes > 1 { self.socket() } else { self.shm() };
+        if staged {
+            // The sender's CTAs write into host-memory buffers (fill); the proxy's TCP
+            // streams or the receiver's reads drain them. The sender returns once its
+            // last byte sits in a buffer: the window of chunks in flight is free of the
+            // drain, not of the fill.
+            let (channels, path, window) = if self.nodes > 1 {
+                (NCHANNELS_PER_NET_PEER, self.links.nic_gbs, NCHANNELS_PER_NET_PEER * P2P_NET_CHUNKSIZE * NCCL_STEPS)
+            } else {
+                (SHM_CHANNELS, self.links.intra_gbs, SHM_CHANNELS * P2P_NET_CHUNKSIZE * NCCL_STEPS)
+            };
+            let fill = channels * self.staged_channel_gbs;
+            let drain = path.min(fill * if self.nodes > 1 { SOCKETS_PER_CONNECTION } else { 1.0 });
+            let us = match proto {
+                Proto::Simple => (bytes / fill).max((bytes - window).max(0.0) / drain) / 1000.0,
+                _ => bytes / (1000.0 * drain * P2P_LL_EFFICIENCY),
+            };
+            return Choice { algo: Algo::Ring, proto, us: lat + us, latency_us: lat };
+        }
         let (moved, bw) = match proto {
             Proto::Simple => ((bytes - NCCL_BUFFSIZE).max(0.0), bw),
             _ => (bytes, bw * P2P_LL_EFFICIENCY),
@@ -515,7 +753,7 @@ pub fn host_call_us(gpu: &Gpu, templates: &Templates) -> f64 {
 }
 
 /// The setup of one collective op on a node.
-pub fn setup(gpu: &Gpu, node: &NodeTopology, op: &Op) -> Result<Setup> {
+pub fn setup(gpu: &Gpu, node: &NodeTopology, op: &Op, staged_channel_gbs: f64) -> Result<Setup> {
     let (gpus, nodes, gpn) = match *op {
         Op::AllReduce { gpus, nodes, gpus_per_node, .. } | Op::SendRecv { gpus, nodes, gpus_per_node, .. } => {
             (gpus, nodes.max(1), gpus_per_node.max(1))
@@ -540,7 +778,10 @@ pub fn setup(gpu: &Gpu, node: &NodeTopology, op: &Op) -> Result<Setup> {
         links: links(gpu, node, gpn)?,
         compute_capability: compute_capability(gpu),
         cpu: node.cpu_vendor,
-        gpudirect_rdma: node.gpudirect_rdma,
+        gpudirect_rdma: node.gpudirect_rdma && node.net_transport() == NetTransport::Ib,
+        net_transport: node.net_transport(),
+        intra_transport: node.intra_transport,
+        staged_channel_gbs,
     })
 }
 
@@ -553,7 +794,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, _dtype: Dtype, node_t
         _ => unreachable!("collective::estimate on a non-collective op"),
     };
     let node = topology(gpu, templates, node_type, gpn)?;
-    let s = setup(gpu, &node, op)?;
+    let s = setup(gpu, &node, op, templates.topologies.staged.channel_gbs)?;
     let n = gpus as f64;
     let mut est = KernelEstimate {
         kernel_ms: 0.0,

@@ -46,6 +46,8 @@ pub struct Sample {
     pub dtype: Dtype,
     pub ctx: Context,
     pub measured_ms: f64,
+    /// The `node_type` tag of a collective row (`kernels/topologies.toml`).
+    pub node_type: Option<String>,
 }
 
 /// Parses the rows of kernel traces that `keep(line)` selects and whose GPU is known.
@@ -73,6 +75,7 @@ pub fn samples(reg: &Registry, files: &[TraceFile], keep: impl Fn(usize) -> bool
                 dtype,
                 ctx: Context::for_timing(timing),
                 measured_ms: m,
+                node_type: crate::trace::canonical::tag(r.tags, "node_type").map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
             });
         }
     }
@@ -308,6 +311,52 @@ pub struct FitReport {
     pub gpus: BTreeSet<String>,
 }
 
+/// The rows that inform the host-staged channel rate (`[staged] channel_gbs` of
+/// `kernels/topologies.toml`): collectives on a node whose transport stages through host
+/// memory where the row uses it (the socket transport across nodes, SHM inside one).
+fn staged_row(reg: &Registry, s: &Sample) -> bool {
+    use crate::kernel::collective::{IntraTransport, NetTransport};
+    let (nodes, gpn) = match s.op {
+        Op::AllReduce { nodes, gpus_per_node, .. } | Op::SendRecv { nodes, gpus_per_node, .. } => (nodes, gpus_per_node),
+        _ => return false,
+    };
+    let Some(node) = s.node_type.as_deref().and_then(|n| reg.templates.topologies.get(n).ok()) else { return false };
+    (nodes > 1 && node.net_transport() == NetTransport::Socket) || (nodes <= 1 && gpn > 1 && node.intra_transport == IntraTransport::Shm)
+}
+
+/// Median |ln(predicted / measured)| of collective samples on their nodes.
+fn collective_objective(reg: &Registry, samples: &[&Sample]) -> f64 {
+    let mut errs: Vec<f64> = samples
+        .par_iter()
+        .filter_map(|s| {
+            let g = reg.gpu(&s.gpu).ok()?;
+            let p = kernel::predict_on(g, &reg.templates, &s.op, s.dtype, s.ctx, s.node_type.as_deref()).ok()?;
+            Some((p.predicted_ms / s.measured_ms).ln().abs())
+        })
+        .collect();
+    if errs.is_empty() {
+        return f64::INFINITY;
+    }
+    errs.sort_by(f64::total_cmp);
+    errs[errs.len() / 2]
+}
+
+/// Fits the host-staged channel rate (one value for every node and GPU) on its rows,
+/// from the same start whatever was committed; None with fewer than 20 rows.
+pub fn fit_staged(reg: &mut Registry, samples: &[Sample]) -> Option<(f64, usize, f64)> {
+    let rows: Vec<&Sample> = samples.iter().filter(|s| staged_row(reg, s)).collect();
+    if rows.len() < 20 {
+        return None;
+    }
+    let v = golden(0.5, 50.0, |v| {
+        let mut r = reg.clone();
+        r.templates.topologies.staged.channel_gbs = v;
+        collective_objective(&r, &rows)
+    });
+    reg.templates.topologies.staged.channel_gbs = v;
+    Some((v, rows.len(), collective_objective(reg, &rows)))
+}
+
 /// Fits host and per-architecture parameters in place on `samples`.
 pub fn fit(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitReport {
     // Start every fitted value from the same defaults, so the result depends only on the
@@ -330,6 +379,12 @@ pub fn fit(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitReport {
     }
     let mut report = refine(reg, samples, sweeps);
     pool_unfitted(reg, &mut report);
+    // The collectives' one fitted rate, after the host cost (an all-reduce never takes
+    // less than one host call).
+    reg.templates.topologies.staged.channel_gbs = crate::kernel::collective::DEFAULT_STAGED_CHANNEL_GBS;
+    if let Some(fitted) = fit_staged(reg, samples) {
+        report.values.insert(("staged".into(), "channel_gbs".into()), fitted);
+    }
     report
 }
 
@@ -434,6 +489,7 @@ pub fn write_back(report: &FitReport, repo: &std::path::Path, command: &str) -> 
         let path = match scope.as_str() {
             "host" => repo.join("kernels/launch.toml"),
             "kernel" => repo.join("kernels/memory_bound.toml"),
+            "staged" => repo.join("kernels/topologies.toml"),
             _ => repo.join(format!("isa/{scope}.toml")),
         };
         by_file.entry(path).or_default().push((name, *v, *rows, *obj));
@@ -446,9 +502,14 @@ pub fn write_back(report: &FitReport, repo: &std::path::Path, command: &str) -> 
         })?;
         let host = path.ends_with("launch.toml");
         let kernel = path.ends_with("memory_bound.toml");
+        let staged = path.ends_with("topologies.toml");
         for (name, v, rows, obj) in values {
             let rounded = (v * 1e4).round() / 1e4;
-            let how = if rows == 0 {
+            let how = if staged {
+                format!(
+                    "fitted: by `{command}` on {rows} fit rows (one line in {FIT_EVERY}, fit::is_fit_line) of collective traces on nodes whose rows use the socket or SHM transport (rows on other nodes do not depend on it); median |ln(pred/meas)| after fit {obj:.3}"
+                )
+            } else if rows == 0 {
                 format!("pooled: median of the fitted architectures' values (no fit rows for this architecture); `{command}`")
             } else {
                 format!(
@@ -470,6 +531,9 @@ pub fn write_back(report: &FitReport, repo: &std::path::Path, command: &str) -> 
                 let rounded = rounded.round();
                 t["dependent_cycles"] = value(rounded);
                 t["dependent_cycles_source"] = value(how);
+            } else if staged {
+                doc["staged"][name] = value(rounded);
+                doc["staged"]["sources"][name] = value(how);
             } else if host {
                 match name.split_once('.') {
                     Some((table, key)) => {
