@@ -271,7 +271,7 @@ fn a_model_that_does_not_fit() {
     fails(
         &["serve-sim", "--model", "llama2-7b", "--gpu", "t4", "--rate", "1", "--prompt-len", "10", "--output-len", "10"],
         1,
-        "t4 cannot run serving llama2-7b: weights and activations take 15.1 GiB of the 14.4 GiB the engine may use; nothing is left for the KV cache",
+        "t4 cannot run serving llama2-7b: weights and activations take 15.1 GiB of the 14.4 GiB the engine may use; nothing is left for the KV cache (try --tp to split the model across GPUs, or a lower --precision)",
     );
 }
 

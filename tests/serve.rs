@@ -261,3 +261,37 @@ fn bad_inputs_are_clear_errors() {
         cmd().args(bench).args(&extra).assert().code(2).stderr(predicate::str::contains(msg)).stderr(predicate::str::contains("panicked").not());
     }
 }
+
+/// Regression: `benchmark --tp` used to be ignored for a generation (one GPU was
+/// simulated, and the "does not fit" answer suggested the very --tp it ignored).
+#[test]
+fn tensor_parallel_generation_and_serving_split_the_model() {
+    let gen = |tp: &str| json(&["benchmark", "--model", "llama2-70b", "--gpu", "a100", "--batch-size", "1", "--prompt-len", "128", "--output-len", "16", "--tp", tp]);
+    let four = gen("4");
+    assert_eq!(four["tp"], 4);
+    assert_eq!(four["fits"], true, "{four}");
+    // One GPU holds a quarter of the weights (plus the unsharded norms).
+    let w4 = four["memory"]["weights_gb"].as_f64().unwrap();
+    let one = cmd().args(["benchmark", "--model", "llama2-70b", "--gpu", "a100", "--batch-size", "1", "--prompt-len", "128", "--output-len", "16", "--format", "json"]).output().unwrap();
+    assert_eq!(one.status.code(), Some(1));
+    let w1 = serde_json::from_slice::<Value>(&one.stdout).unwrap()["memory"]["weights_gb"].as_f64().unwrap();
+    assert!((w4 / w1 - 0.25).abs() < 0.01, "{w4} of {w1}");
+    // Decode reads a shard per GPU: two GPUs decode faster than one despite the all-reduces.
+    let tpot = |tp: &str| json(&["benchmark", "--model", "llama2-7b", "--gpu", "a100", "--batch-size", "1", "--prompt-len", "512", "--output-len", "32", "--tp", tp])["tpot_ms"].as_f64().unwrap();
+    assert!(tpot("2") < tpot("1"));
+    // The server runs the model that does not fit on one GPU across four.
+    let s = json(&["serve-sim", "--model", "llama2-70b", "--gpu", "a100", "--tp", "4", "--rate", "1", "--prompt-len", "128", "--output-len", "16", "--requests", "20"]);
+    assert_eq!(s["tp"], 4);
+    assert!(s["output_tokens_per_s"].as_f64().unwrap() > 0.0);
+    // --dp/--pp describe training or step layouts, not one server replica.
+    cmd()
+        .args(["benchmark", "--model", "llama2-7b", "--gpu", "a100", "--dp", "2", "--batch-size", "2", "--prompt-len", "128", "--output-len", "8"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--dp and --pp do not apply"));
+    cmd()
+        .args(["serve-sim", "--model", "llama2-7b", "--gpu", "a100", "--tp", "3", "--rate", "1", "--prompt-len", "128", "--output-len", "8"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("tensor parallelism 3 must divide the 32 heads"));
+}

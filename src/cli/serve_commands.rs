@@ -84,6 +84,14 @@ pub struct ServeSimArgs {
     /// How steps run: cuda-graphs (vLLM's decode), eager or compiled.
     #[arg(long, value_enum, default_value = "cuda-graphs")]
     pub execution: Execution,
+    /// Tensor-parallel GPUs per model replica (vLLM's --tensor-parallel-size): heads, FFN
+    /// and vocabulary split, an all-reduce after each row-parallel projection; the KV
+    /// budget is per GPU.
+    #[arg(long, default_value = "1")]
+    pub tp: u64,
+    /// GPUs per node (a --tp group larger than a node all-reduces over the network).
+    #[arg(long, default_value = "8")]
+    pub gpus_per_node: u64,
     #[arg(long, value_enum, default_value = "auto")]
     pub attention: AttentionImpl,
     /// Write an SVG chart: TTFT, TPOT and end-to-end latency percentiles (p50/p90/p99) and
@@ -139,7 +147,7 @@ pub fn benchmark(reg: &Registry, model: &str, gpu_names: &[String], batch: u64, 
         attention: run.attention,
         optimizer_step: false,
         flash_available: true,
-        parallel: Default::default(),
+        parallel: crate::lower::Parallel { dp: run.dp, tp: run.tp, pp: run.pp, micro_batches: run.micro_batches, gpus_per_node: run.gpus_per_node },
     };
     let mut runs = Vec::new();
     for gpu in gpus(reg, gpu_names)? {
@@ -156,7 +164,7 @@ pub fn benchmark(reg: &Registry, model: &str, gpu_names: &[String], batch: u64, 
     for r in &runs {
         t.push(vec![
             text(&r.model),
-            text(&r.gpu),
+            text(&gpu_label(&r.gpu, r.tp)),
             Value::from(r.batch),
             Value::from(r.prompt_len),
             Value::from(r.output_len),
@@ -179,13 +187,23 @@ pub fn benchmark(reg: &Registry, model: &str, gpu_names: &[String], batch: u64, 
     fit(out)
 }
 
+/// A GPU, or `GPU ×N` for N tensor-parallel GPUs.
+fn gpu_label(gpu: &str, tp: u64) -> String {
+    if tp > 1 {
+        format!("{gpu} ×{tp}")
+    } else {
+        gpu.to_string()
+    }
+}
+
 fn generation_notes(runs: &[Generation]) -> String {
     let mut out = String::from("\nTTFT = prefill of the prompts (gives the first token); TPOT = mean of the output_len − 1 decode steps;\ne2e = TTFT + (output_len − 1) × TPOT. Peak memory counts the KV cache at prompt_len + output_len tokens.\n");
     for r in runs {
         let m = &r.memory;
+        let per_gpu = if r.tp > 1 { " per GPU" } else { "" };
         out += &format!(
-            "{}: {:?}; memory {:.2} GiB = weights {:.2} + KV cache {:.2} + activations {:.2} + workspace {:.2} + context {:.2}",
-            r.gpu, r.execution, m.total_gb, m.weights_gb, m.kv_cache_gb, m.activations_gb, m.workspace_gb, m.context_gb
+            "{}: {:?}; memory{per_gpu} {:.2} GiB = weights {:.2} + KV cache {:.2} + activations {:.2} + workspace {:.2} + context {:.2}",
+            gpu_label(&r.gpu, r.tp), r.execution, m.total_gb, m.weights_gb, m.kv_cache_gb, m.activations_gb, m.workspace_gb, m.context_gb
         );
         if let (Some(first), Some(last), Some(host), Some(frac)) = (r.tpot_first_ms, r.tpot_last_ms, r.decode_host_ms, r.decode_dram_fraction) {
             out += &format!("; decode step {first:.3} → {last:.3} ms (host {host:.3} ms), {:.0}% of spec DRAM bandwidth", frac * 100.0);
@@ -215,6 +233,7 @@ pub fn serve_sim(reg: &Registry, a: &ServeSimArgs, format: Format) -> Result<Str
         execution: a.execution,
         attention: a.attention,
         optimizer_step: false,
+        parallel: crate::lower::Parallel { tp: a.tp, gpus_per_node: a.gpus_per_node, ..Default::default() },
         ..Options::default()
     };
     // A GPU that cannot serve the model (memory, precision) leaves the others to compare;
@@ -253,7 +272,7 @@ pub fn serve_sim(reg: &Registry, a: &ServeSimArgs, format: Format) -> Result<Str
     for r in &results {
         t.push(vec![
             text(&r.model),
-            text(&r.gpu),
+            text(&gpu_label(&r.gpu, r.tp)),
             num(r.config.rate),
             num(r.request_throughput_per_s),
             num(r.output_tokens_per_s),
@@ -353,8 +372,8 @@ fn sim_notes(results: &[SimResult]) -> String {
     let mut out = String::new();
     for r in results {
         out += &format!(
-            "\n{}: {} requests ({} prompt + {} output tokens on average) over {:.1} s, {} precision, KV cache {}, {:?}.\n  KV budget {:.2} GiB = {} blocks of {} tokens: {} requests of {}+{} tokens at once; the largest batch of such generations that fits: {}.\n  {} prefill and {} decode steps from {} distinct simulated steps.\n",
-            r.gpu,
+            "\n{}: {} requests ({} prompt + {} output tokens on average) over {:.1} s, {} precision, KV cache {}, {:?}.\n  KV budget{} {:.2} GiB = {} blocks of {} tokens: {} requests of {}+{} tokens at once; the largest batch of such generations that fits: {}.\n  {} prefill and {} decode steps from {} distinct simulated steps.\n",
+            gpu_label(&r.gpu, r.tp),
             r.requests,
             r.mean_prompt_len.round(),
             r.mean_output_len.round(),
@@ -362,6 +381,7 @@ fn sim_notes(results: &[SimResult]) -> String {
             r.precision,
             r.kv_dtype,
             r.execution,
+            if r.tp > 1 { " per GPU" } else { "" },
             r.kv_budget_gb,
             r.kv_blocks,
             sim::BLOCK_TOKENS,

@@ -48,8 +48,10 @@ pub struct Step {
     pub host_ms: f64,
 }
 
-/// A decoder LLM on one GPU at one precision and execution mode: simulates the steps a
-/// generation or a server asks for, each (batch, new tokens, cached tokens) once.
+/// A decoder LLM on one GPU (or `opts.parallel.tp` GPUs of a node, each holding one
+/// tensor-parallel shard and all-reducing after each row-parallel projection) at one
+/// precision and execution mode: simulates the steps a generation or a server asks for,
+/// each (batch, new tokens, cached tokens) once. Memory and bandwidth figures are per GPU.
 pub struct Engine<'a> {
     pub gpu: &'a Gpu,
     templates: &'a Templates,
@@ -73,7 +75,12 @@ impl<'a> Engine<'a> {
         }
         let opts = run::options_for(gpu, opts);
         run::check_precision(gpu, &opts.precision)?;
-        let probe = graph::load_model(model, Workload { batch: 1, seq_len: 1, past: 1 })?;
+        if opts.parallel.dp > 1 || opts.parallel.pp > 1 {
+            return Err(Error::Usage(
+                "a generation or a server runs one model replica: --tp splits it across GPUs; --dp and --pp do not apply (serve replicas by dividing the request rate)".into(),
+            ));
+        }
+        let probe = graph::load_model_tp(model, Workload { batch: 1, seq_len: 1, past: 1 }, opts.parallel.tp)?;
         if !probe.tensors.iter().any(|t| t.name.ends_with("kv_cache")) {
             return Err(Error::Usage(format!("{}: not a decoder language model (no KV cache); LLM generation needs one such as llama2-7b", probe.name)));
         }
@@ -92,7 +99,7 @@ impl<'a> Engine<'a> {
     /// The step's graph. A prefill computes logits for the last position of each prompt
     /// only (vLLM; HuggingFace `generate`'s `logits_to_keep`): the sampler needs no more.
     fn graph(&self, batch: u64, seq_len: u64, past: u64) -> Result<Graph> {
-        let mut g = graph::load_model(&self.model, Workload { batch, seq_len, past })?;
+        let mut g = graph::load_model_tp(&self.model, Workload { batch, seq_len, past }, self.opts.parallel.tp)?;
         if seq_len > 1 {
             last_token_logits(&mut g, batch, seq_len);
         }
@@ -235,6 +242,8 @@ fn max_positions(spec: &str) -> Option<u64> {
 pub struct Generation {
     pub model: String,
     pub gpu: String,
+    /// Tensor-parallel GPUs serving the model (memory figures are per GPU).
+    pub tp: u64,
     pub batch: u64,
     pub prompt_len: u64,
     pub output_len: u64,
@@ -286,6 +295,7 @@ pub fn generation(engine: &Engine, batch: u64, prompt: u64, output: u64) -> Resu
     let mut g = Generation {
         model: engine.name.clone(),
         gpu: gpu.key().to_string(),
+        tp: engine.opts.parallel.tp,
         batch,
         prompt_len: prompt,
         output_len: output,

@@ -112,6 +112,8 @@ impl Latency {
 pub struct SimResult {
     pub model: String,
     pub gpu: String,
+    /// Tensor-parallel GPUs serving the model (the KV budget is per GPU).
+    pub tp: u64,
     pub precision: String,
     pub kv_dtype: String,
     pub execution: Execution,
@@ -278,7 +280,7 @@ pub fn simulate(engine: &Engine, cfg: &SimConfig) -> Result<SimResult> {
                 return Err(Error::Unsupported {
                     gpu: gpu.key().to_string(),
                     what: format!("serving {}", engine.name),
-                    why: format!("weights and activations take {used:.1} GiB of the {:.1} GiB the engine may use; nothing is left for the KV cache", gpu.profile.memory.memory_gb * GPU_MEMORY_UTILIZATION),
+                    why: format!("weights and activations take {used:.1} GiB of the {:.1} GiB the engine may use; nothing is left for the KV cache (try --tp to split the model across GPUs, or a lower --precision)", gpu.profile.memory.memory_gb * GPU_MEMORY_UTILIZATION),
                 });
             }
             budget
@@ -411,6 +413,7 @@ pub fn simulate(engine: &Engine, cfg: &SimConfig) -> Result<SimResult> {
     Ok(SimResult {
         model: engine.name.clone(),
         gpu: gpu.key().to_string(),
+        tp: engine.opts.parallel.tp,
         precision: p.name(),
         kv_dtype: p.kv_cache_dtype().name().to_string(),
         execution: engine.opts.execution,
