@@ -32,6 +32,12 @@ pub struct GemmProblem {
     /// Instructions per `B` element each CTA spends converting the weight tile to the
     /// compute dtype in its main loop (0 for a plain GEMM).
     pub dequant_ops: f64,
+    /// Whether a tile's first dimension (`bm` of `<arch>_sgemm_<bm>x<bn>`) runs along `n`.
+    /// A row-major framework (PyTorch) computes `C[m,n]` with column-major cuBLAS as
+    /// `Cᵀ = Bᵀ·Aᵀ`, so cuBLAS's M is our `n`: every grid recorded in the NeuSight traces
+    /// is `⌈n/bm⌉ × ⌈m/bn⌉ × b` (e.g. maxwell_sgemm_128x64, m=268, n=18: grid 1x5). False
+    /// for cuDNN's implicit GEMM, whose M is the output pixels.
+    pub bm_along_n: bool,
 }
 
 /// Weights per fp16 scale of weight-only formats (GPTQ and AWQ's default group size).
@@ -44,7 +50,7 @@ pub const DEQUANT_OPS_PER_WEIGHT: f64 = 1.5;
 
 impl GemmProblem {
     pub fn new(b: u64, m: u64, n: u64, k: u64, bias: bool, dtype: Dtype) -> GemmProblem {
-        GemmProblem { b, m, n, k, bias, dtype, issue_share: 1.0, b_bytes: dtype.bytes(), dequant_ops: 0.0 }
+        GemmProblem { b, m, n, k, bias, dtype, issue_share: 1.0, b_bytes: dtype.bytes(), dequant_ops: 0.0, bm_along_n: true }
     }
 
     /// A weight-only quantised GEMM: fp16 (or `dtype`) activations times a `bits`-bit
@@ -148,6 +154,17 @@ pub fn ctas_per_sm(gpu: &Gpu, tile: &GemmTile, dtype: Dtype) -> u64 {
     by_threads.min(by_smem).min(by_regs).min(by_blocks).floor().max(0.0) as u64
 }
 
+/// The tile's extent along `m` and along `n` (see `GemmProblem::bm_along_n`).
+fn extents(p: &GemmProblem, tile: &GemmTile) -> (u64, u64) {
+    if p.bm_along_n { (tile.bn as u64, tile.bm as u64) } else { (tile.bm as u64, tile.bn as u64) }
+}
+
+/// CTAs of one batch entry (before split-k).
+fn grid_of(p: &GemmProblem, tile: &GemmTile) -> u64 {
+    let (tm, tn) = extents(p, tile);
+    ceil_div(p.m, tm) * ceil_div(p.n, tn) * p.b
+}
+
 #[derive(Debug, Clone)]
 struct Timed {
     seconds: f64,
@@ -169,7 +186,8 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
     let lat = &gpu.isa.latency;
     let bytes = p.dtype.bytes();
     let out_bytes = if matches!(p.dtype, Dtype::Int8 | Dtype::Fp8) { 2.0 } else { bytes };
-    let (grid_m, grid_n) = (ceil_div(p.m, tile.bm as u64), ceil_div(p.n, tile.bn as u64));
+    let (tm, tn) = extents(p, tile);
+    let (grid_m, grid_n) = (ceil_div(p.m, tm), ceil_div(p.n, tn));
     let ctas = grid_m * grid_n * p.b * split;
     let k_per = ceil_div(p.k, split);
     let k_iters = ceil_div(k_per, tile.bk as u64) as f64;
@@ -189,7 +207,7 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
         // Weight-only GEMMs convert the B tile on the CUDA cores before the MMAs use it.
         let dequant_step = conc * (tile.bn * tile.bk) as f64 * p.dequant_ops / (alu_lanes * util);
         let math_step = conc * 2.0 * (tile.bm * tile.bn * tile.bk) as f64 / (rate * p.issue_share * util) + dequant_step;
-        let load_step = conc * (tile.bm as f64 * bytes + tile.bn as f64 * p.b_bytes) * tile.bk as f64 / eff.l2_bytes_per_clk_per_sm;
+        let load_step = conc * (tm as f64 * bytes + tn as f64 * p.b_bytes) * tile.bk as f64 / eff.l2_bytes_per_clk_per_sm;
         let latency_step = lat.l2_hit_cycles / (tile.stages.max(2) - 1) as f64;
         let step = math_step.max(load_step).max(latency_step);
         let epilogue = conc * (tile.bm * tile.bn) as f64 * out_bytes / eff.l2_bytes_per_clk_per_sm;
@@ -217,11 +235,15 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
     let bmat = (p.b * p.k * p.n) as f64 * p.b_bytes;
     let cmat = (p.b * p.m * p.n) as f64 * out_bytes;
     let footprint = a + bmat + cmat;
+    // CTAs launch with blockIdx.x fastest, which runs along the tile's first dimension.
     let wave_ctas = (sms * c).min(ctas);
-    let rows_in_wave = grid_m.min(wave_ctas).max(1) as f64;
-    let cols_in_wave = ceil_div(wave_ctas, grid_m).min(grid_n).max(1) as f64;
-    let tiles_a = ctas as f64 * (tile.bm as f64 * k_per as f64 * bytes) / cols_in_wave;
-    let tiles_b = ctas as f64 * (tile.bn as f64 * k_per as f64 * p.b_bytes) / rows_in_wave;
+    let (rows_in_wave, cols_in_wave) = if p.bm_along_n {
+        (ceil_div(wave_ctas, grid_n).min(grid_m).max(1) as f64, grid_n.min(wave_ctas).max(1) as f64)
+    } else {
+        (grid_m.min(wave_ctas).max(1) as f64, ceil_div(wave_ctas, grid_m).min(grid_n).max(1) as f64)
+    };
+    let tiles_a = ctas as f64 * (tm as f64 * k_per as f64 * bytes) / cols_in_wave;
+    let tiles_b = ctas as f64 * (tn as f64 * k_per as f64 * p.b_bytes) / rows_in_wave;
     let mut dram_bytes = if l2_warm && memory::fits_l2(gpu, footprint) {
         0.0
     } else if memory::fits_l2(gpu, a / p.b as f64 + bmat / p.b as f64) {
@@ -262,7 +284,7 @@ pub fn candidates_timed(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_war
     let mut out = vec![];
     for tile in candidates(templates, gpu, p.dtype, path, p.b > 1, p.dequant_ops > 0.0) {
         for split in splits_for(&p, tile, sms) {
-            let grid = ceil_div(p.m, tile.bm as u64) * ceil_div(p.n, tile.bn as u64) * p.b;
+            let grid = grid_of(&p, tile);
             let util = ((grid * split) as f64 / sms as f64).min(1.0);
             let clock = sustained_mhz(gpu, activity, util);
             if let Some(t) = time_tile(gpu, &p, tile, split, rate, clock, l2_warm) {
@@ -278,7 +300,7 @@ pub fn candidates_timed(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_war
 /// never for strided-batched GEMMs (their grid's z dimension is the batch: the recorded
 /// grids of every batched call in the traces are `x·y·b`).
 fn splits_for(p: &GemmProblem, tile: &GemmTile, sms: u64) -> Vec<u64> {
-    let grid = ceil_div(p.m, tile.bm as u64) * ceil_div(p.n, tile.bn as u64) * p.b;
+    let grid = grid_of(p, tile);
     let mut splits = vec![1u64];
     if p.b > 1 {
         return splits;
@@ -305,7 +327,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_warm: bool)
     let sms = gpu.profile.compute.sm_count as u64;
     let mut timed: Vec<(Timed, &GemmTile, f64)> = vec![];
     for tile in tiles {
-        let grid = ceil_div(p.m, tile.bm as u64) * ceil_div(p.n, tile.bn as u64) * p.b;
+        let grid = grid_of(&p, tile);
         for split in splits_for(&p, tile, sms) {
             // Utilisation for the power model: how much of the machine the grid covers.
             let util = ((grid * split) as f64 / sms as f64).min(1.0);
