@@ -375,7 +375,8 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_warm: bool)
     })
 }
 
-/// One GEMM with a given tile and no split-k: for tests and for explaining a choice.
+/// One GEMM with a given tile and no split-k: for tests and for explaining a choice. As for
+/// every framework GEMM, the tile's `bm` runs along `n` (see `GemmProblem::bm_along_n`).
 pub fn estimate_with_tile(gpu: &Gpu, _t: &Templates, tile: &GemmTile, m: u64, n: u64, k: u64, dtype: Dtype) -> Result<KernelEstimate> {
     let (path, rate) = math_rate(gpu, dtype)?;
     let p = GemmProblem::new(1, m, n, k, false, dtype);
