@@ -36,7 +36,8 @@ pub struct GemmProblem {
     /// A row-major framework (PyTorch) computes `C[m,n]` with column-major cuBLAS as
     /// `Cᵀ = Bᵀ·Aᵀ`, so cuBLAS's M is our `n`: every grid recorded in the NeuSight traces
     /// is `⌈n/bm⌉ × ⌈m/bn⌉ × b` (e.g. maxwell_sgemm_128x64, m=268, n=18: grid 1x5). False
-    /// for cuDNN's implicit GEMM, whose M is the output pixels.
+    /// for cuDNN's implicit GEMM, whose M is the output pixels, and for Marlin's weight-only
+    /// kernels, whose tiles are token rows × weight columns.
     pub bm_along_n: bool,
 }
 
@@ -56,7 +57,9 @@ impl GemmProblem {
     /// A weight-only quantised GEMM: fp16 (or `dtype`) activations times a `bits`-bit
     /// weight with one fp16 scale per `QUANT_GROUP` weights, dequantised in the main loop.
     pub fn weight_only(m: u64, n: u64, k: u64, bits: u64, bias: bool, dtype: Dtype) -> GemmProblem {
-        GemmProblem { b_bytes: bits as f64 / 8.0 + 2.0 / QUANT_GROUP, dequant_ops: DEQUANT_OPS_PER_WEIGHT, ..GemmProblem::new(1, m, n, k, bias, dtype) }
+        // Marlin is not cuBLAS: it writes row-major C itself, its tile's first dimension
+        // (thread_m_blocks × 16) runs along the tokens, m.
+        GemmProblem { b_bytes: bits as f64 / 8.0 + 2.0 / QUANT_GROUP, dequant_ops: DEQUANT_OPS_PER_WEIGHT, bm_along_n: false, ..GemmProblem::new(1, m, n, k, bias, dtype) }
     }
 }
 
