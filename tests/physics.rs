@@ -93,11 +93,25 @@ fn wave_quantisation_is_visible() {
     let c = phantom_gpu::kernel::gemm::ctas_per_sm(gpu, tile, Dtype::Fp16);
     let full = gpu.profile.compute.sm_count as u64 * c;
     let k = 8192;
-    let one_wave = phantom_gpu::kernel::gemm::estimate_with_tile(gpu, &reg.templates, tile, full * tile.bm as u64, tile.bn as u64, k, Dtype::Fp16).unwrap();
-    let two_waves = phantom_gpu::kernel::gemm::estimate_with_tile(gpu, &reg.templates, tile, (full + 1) * tile.bm as u64, tile.bn as u64, k, Dtype::Fp16).unwrap();
+    // A tile's first dimension runs along n (cuBLAS's M for a row-major call).
+    let one_wave = phantom_gpu::kernel::gemm::estimate_with_tile(gpu, &reg.templates, tile, tile.bn as u64, full * tile.bm as u64, k, Dtype::Fp16).unwrap();
+    let two_waves = phantom_gpu::kernel::gemm::estimate_with_tile(gpu, &reg.templates, tile, tile.bn as u64, (full + 1) * tile.bm as u64, k, Dtype::Fp16).unwrap();
     assert_eq!(one_wave.waves, 1);
     assert_eq!(two_waves.waves, 2);
     assert!(two_waves.kernel_ms > one_wave.kernel_ms * 1.3, "{} vs {}", two_waves.kernel_ms, one_wave.kernel_ms);
+}
+
+#[test]
+fn gemm_grid_is_laid_out_as_cublas_lays_it() {
+    // Regression: PyTorch's row-major C[m,n] is cuBLAS's column-major Cᵀ, so the tile's
+    // first dimension runs along n. NeuSight recorded this P4 torch.bmm (b=859, m=22,
+    // n=808, k=204) as maxwell_sgemm_128x64_nn with grid 7x1x859 = ⌈808/128⌉·⌈22/64⌉·b.
+    let reg = reg();
+    let gpu = reg.gpu("p4").unwrap();
+    let op = Op::Gemm { b: 859, m: 22, n: 808, k: 204, bias: false };
+    let p = kernel::predict(gpu, &reg.templates, &op, Dtype::Fp32, Timing::Kernel).unwrap();
+    assert_eq!(p.tile.as_deref(), Some("maxwell_sgemm_128x64"));
+    assert_eq!(p.ctas, 7 * 859);
 }
 
 #[test]

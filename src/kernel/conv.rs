@@ -27,7 +27,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
         }
     };
     // Implicit GEMM is always available.
-    let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: gpu.isa.efficiency.conv_issue, ..GemmProblem::new(1, n * p * q, k, c * r * s, false, dtype) }, l2_warm)?;
+    let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: gpu.isa.efficiency.conv_issue, bm_along_n: false, ..GemmProblem::new(1, n * p * q, k, c * r * s, false, dtype) }, l2_warm)?;
     // The im2col gather re-reads each input pixel r·s times, mostly from L1/L2.
     e.tile = Some(format!("implicit_gemm:{}", e.tile.unwrap_or_default()));
     consider(e);
@@ -50,11 +50,11 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
             let mults = (alpha * alpha) as f64;
             let transform = 2.0 * mults / k as f64 + 2.0 * (alpha * m) as f64 / c as f64;
             let share = conv_issue * mults / (mults + transform);
-            let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: share, ..GemmProblem::new(alpha * alpha, tiles, k, c, false, dtype) }, l2_warm)?;
+            let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: share, bm_along_n: false, ..GemmProblem::new(alpha * alpha, tiles, k, c, false, dtype) }, l2_warm)?;
             e.launches += 1; // the filter transform
             e
         } else {
-            let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: conv_issue, ..GemmProblem::new(alpha * alpha, tiles, k, c, false, dtype) }, l2_warm)?;
+            let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: conv_issue, bm_along_n: false, ..GemmProblem::new(alpha * alpha, tiles, k, c, false, dtype) }, l2_warm)?;
             // Input and output transforms as their own kernels: read the input, write the
             // transformed tiles, and the reverse for the output; the filter transform is small.
             // A transform pass streams one tensor in and one out, like a copy.
