@@ -278,9 +278,12 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
     })
 }
 
+/// One candidate the selector weighed: (tile name, split-k, modelled ms, bound, waves).
+pub type TimedCandidate = (String, u64, f64, Bound, u64);
+
 /// Every (tile, split-k) candidate with its modelled time in ms and bound, fastest first:
 /// what the selector weighed.
-pub fn candidates_timed(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_warm: bool) -> Result<Vec<(String, u64, f64, Bound, u64)>> {
+pub fn candidates_timed(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_warm: bool) -> Result<Vec<TimedCandidate>> {
     let (path, rate) = math_rate(gpu, p.dtype)?;
     let activity = if path == MathPath::Tensor { Activity::Tensor } else { Activity::Ffma };
     let sms = gpu.profile.compute.sm_count as u64;
