@@ -164,7 +164,7 @@ pub fn benchmark(reg: &Registry, model: &str, gpu_names: &[String], batch: u64, 
     for r in &runs {
         t.push(vec![
             text(&r.model),
-            text(&gpu_label(&r.gpu, r.tp)),
+            text(gpu_label(&r.gpu, r.tp)),
             Value::from(r.batch),
             Value::from(r.prompt_len),
             Value::from(r.output_len),
@@ -272,7 +272,7 @@ pub fn serve_sim(reg: &Registry, a: &ServeSimArgs, format: Format) -> Result<Str
     for r in &results {
         t.push(vec![
             text(&r.model),
-            text(&gpu_label(&r.gpu, r.tp)),
+            text(gpu_label(&r.gpu, r.tp)),
             num(r.config.rate),
             num(r.request_throughput_per_s),
             num(r.output_tokens_per_s),
