@@ -71,7 +71,7 @@ pub enum Command {
         seq_len: Option<u64>,
     },
     /// Simulate one step of a model on one or more GPUs: time, throughput, memory, fit.
-    #[command(after_help = "Examples:\n  phantom-gpu benchmark --model llama2-7b --gpu a100,h100 --batch-size 8 --seq-len 2048 --precision fp16\n  phantom-gpu benchmark --model bert-large --gpu v100 --batch-size 32 --mode training --precision fp32\n  phantom-gpu benchmark --model gpt2 --gpu 4090 --batch-size 16 --execution compiled --timeline gpt2.json\n  phantom-gpu benchmark --model llama3-8b --gpu l4 --batch-size 4 --seq-len 1 --past 4096 --format json\n  phantom-gpu benchmark --model llama2-7b --gpu a100,h100 --prompt-len 512 --output-len 128 --execution cuda-graphs")]
+    #[command(after_help = "Examples:\n  phantom-gpu benchmark --model llama2-7b --gpu a100,h100 --batch-size 8 --seq-len 2048 --precision fp16\n  phantom-gpu benchmark --model bert-large --gpu v100 --batch-size 32 --mode training --precision fp32\n  phantom-gpu benchmark --model gpt2 --gpu 4090 --batch-size 16 --execution compiled --timeline gpt2.json\n  phantom-gpu benchmark --model llama3-8b --gpu l4 --batch-size 4 --seq-len 1 --past 4096 --format json\n  phantom-gpu benchmark --model llama2-7b --gpu a100,h100 --prompt-len 512 --output-len 128\n  phantom-gpu benchmark --model llama2-70b --gpu a100,h100 --tp 4 --prompt-len 512 --output-len 128 --execution eager")]
     Benchmark {
         #[arg(long)]
         model: String,
@@ -92,7 +92,7 @@ pub enum Command {
     },
     /// Simulate an LLM server: Poisson arrivals, continuous batching, a paged KV cache;
     /// throughput and TTFT/TPOT/end-to-end latency percentiles.
-    #[command(after_help = "Examples:\n  phantom-gpu serve-sim --model llama2-7b --gpu a100 --rate 4 --prompt-len 512 --output-len 128\n  phantom-gpu serve-sim --model llama3-8b --gpu h100,l4 --rate 2 --prompt-len 1024 --output-len 256 --prompt-len-dist exp --seed 7 --format json\n  phantom-gpu serve-sim --model llama2-7b --gpu a100,h100,l4 --rate 4 --prompt-len 512 --output-len 128 --plot serve.svg")]
+    #[command(after_help = "Examples:\n  phantom-gpu serve-sim --model llama2-7b --gpu a100 --rate 4 --prompt-len 512 --output-len 128\n  phantom-gpu serve-sim --model llama3-8b --gpu h100,l4 --rate 2 --prompt-len 1024 --output-len 256 --prompt-len-dist exp --seed 7 --format json\n  phantom-gpu serve-sim --model llama2-7b --gpu a100,h100,l4 --rate 4 --prompt-len 512 --output-len 128 --plot serve.svg\n  phantom-gpu serve-sim --model llama2-70b --gpu a100,h100 --tp 4 --rate 1 --prompt-len 1024 --output-len 256")]
     ServeSim(serve_commands::ServeSimArgs),
     /// Simulate several models × GPUs × batch sizes: a table of time, throughput, memory, OOM.
     #[command(after_help = "Example:\n  phantom-gpu compare-models --models llama2-7b,bert-large,resnet50 --gpus v100,a100,4090 --batch-sizes 1,8,32")]
