@@ -536,7 +536,9 @@ pub fn write_back(report: &FitReport, repo: &std::path::Path, command: &str) -> 
     use toml_edit::{value, DocumentMut};
     let mut written = vec![];
     let gpus: Vec<&str> = report.gpus.iter().map(String::as_str).collect();
-    let mut by_file: BTreeMap<std::path::PathBuf, Vec<(&str, &str, f64, usize, f64)>> = BTreeMap::new();
+    // (scope, name, value, rows, objective after) per file.
+    type Fitted<'a> = (&'a str, &'a str, f64, usize, f64);
+    let mut by_file: BTreeMap<std::path::PathBuf, Vec<Fitted>> = BTreeMap::new();
     for ((scope, name), (v, rows, obj)) in &report.values {
         let path = match scope.as_str() {
             "host" => repo.join("kernels/launch.toml"),
