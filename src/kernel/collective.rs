@@ -37,14 +37,22 @@
 //!   sender of a staged point-to-point send fills its buffers at the channels' rate and
 //!   returns when the last byte sits in one: the 2 × 8 × 128 KiB window in flight
 //!   (`NCCL_P2P_NET_CHUNKSIZE`, `NCCL_STEPS`) is free of the drain, not of the fill.
+//! * **Ring channels over P2P.** NCCL runs a ring on `ring_channels` channels, one CTA
+//!   each: its graph search finds one ring per NVLink link (at most 16) and
+//!   `ncclTopoPostset` duplicates them (24 on A100 NVLink, 32 on H100 SXM; 4 over PCIe).
+//!   What one channel's CTA moves over P2P is no document's figure (`[p2p] channel_gbs`,
+//!   fitted); a ring over P2P runs at min(NCCL's link figure, channels × that rate), each
+//!   protocol at NCCL's fraction of it. NCCL still picks on its own figures.
 //! * **Waiting for the peers.** An all-reduce kernel on one rank cannot finish before
 //!   every rank has launched it. In a loop of eager calls whose GPU time is shorter than
 //!   the host's time per call, every kernel waits for the slowest rank's next launch, so
 //!   a measured all-reduce never takes less than one host call: the eager-call and
 //!   library-call costs of `kernels/launch.toml`.
 //!
-//! One number is fitted to collective measurements: the staged channel rate, which no
-//! document states (`phantom-gpu fit`, on the fit rows of socket and SHM nodes only).
+//! Two numbers are fitted to collective measurements, which no document states
+//! (`phantom-gpu fit`): the P2P ring channel rate (on the fit rows of all-reduces inside
+//! one node over NVLink), then the staged channel rate (on the fit rows of socket and SHM
+//! nodes only).
 
 use super::{Bound, Dtype, KernelEstimate, Op};
 use crate::error::{closest, Error, Result};
@@ -181,6 +189,29 @@ impl Default for StagedTransport {
 /// three, an order of magnitude only; `kernels/topologies.toml` carries the fitted value.
 pub const DEFAULT_STAGED_CHANNEL_GBS: f64 = 4.0;
 
+/// What one NCCL channel moves over a peer-to-peer link (NVLink or PCIe) inside a node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct P2pChannels {
+    /// Bus bandwidth one ring channel delivers per direction over P2P, GB/s: its CTA
+    /// (one per channel) copying and reducing between GPU memory and the peer's buffer.
+    pub channel_gbs: f64,
+    /// Field → citation.
+    #[serde(default)]
+    pub sources: BTreeMap<String, String>,
+}
+
+impl Default for P2pChannels {
+    fn default() -> Self {
+        P2pChannels { channel_gbs: DEFAULT_P2P_CHANNEL_GBS, sources: BTreeMap::new() }
+    }
+}
+
+/// The P2P channel rate before any fit (GB/s): NCCL's own per-channel figure on SM80
+/// NVLink (20 GB/s per link, two channels per link), so that the cap does not bind;
+/// `kernels/topologies.toml` carries the fitted value.
+pub const DEFAULT_P2P_CHANNEL_GBS: f64 = 10.0;
+
 /// All node types, by the name trace rows use in their `node_type` tag.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -188,6 +219,9 @@ pub struct Topologies {
     /// The host-staged transports' channel rate (one value for every node).
     #[serde(default)]
     pub staged: StagedTransport,
+    /// The peer-to-peer channel rate (one value for every node).
+    #[serde(default)]
+    pub p2p: P2pChannels,
     #[serde(default)]
     pub node: BTreeMap<String, NodeTopology>,
 }
@@ -204,6 +238,9 @@ impl Topologies {
         let bad = |msg: String| Error::Parse { path: path.to_string(), line: 0, msg };
         if !(t.staged.channel_gbs.is_finite() && t.staged.channel_gbs > 0.0) {
             return Err(bad(format!("[staged] channel_gbs must be a positive number of GB/s, not {}", t.staged.channel_gbs)));
+        }
+        if !(t.p2p.channel_gbs.is_finite() && t.p2p.channel_gbs > 0.0) {
+            return Err(bad(format!("[p2p] channel_gbs must be a positive number of GB/s, not {}", t.p2p.channel_gbs)));
         }
         for (name, n) in &t.node {
             if n.net_transport() == NetTransport::Socket && n.gpudirect_rdma {
@@ -320,6 +357,38 @@ pub fn nvlink_nccl_fraction(compute_capability: Option<u32>) -> f64 {
     }
 }
 
+/// Raw per-direction rate of one NVLink link of the generation a compute capability
+/// carries, GB/s (NVLink 1: 20; NVLink 2-4: 25; GA102's NVLink 3: 14.0625; NVLink 5: 50),
+/// the denominators of `nvlink_nccl_fraction`.
+pub fn nvlink_link_gbs(compute_capability: Option<u32>) -> f64 {
+    match compute_capability {
+        Some(60..=69) => 20.0,
+        Some(81..=89) => 14.0625,
+        Some(100..) => 50.0,
+        _ => 25.0,
+    }
+}
+
+/// `NCCL_MAX_NCHANNELS` / 2 (`MAXCHANNELS` 32 in `src/include/device.h`): the most ring
+/// channels NCCL's graph search returns before it duplicates them.
+pub const MAX_SEARCH_CHANNELS: f64 = 16.0;
+
+/// Ring channels NCCL runs between the GPUs of one node: its graph search finds one ring
+/// per NVLink link (each carries NCCL's per-link bandwidth; at most `MAX_SEARCH_CHANNELS`),
+/// and `ncclTopoPostset` (`src/graph/connect.cc`) duplicates the rings, so twice that:
+/// 12 NVLink 3 links (A100 SXM4 on NVSwitch, or an A100 PCIe bridged pair) give 24
+/// channels, as NCCL logs on a DGX A100 ("Channel 23/24"; as recalled); 18 NVLink 4 links
+/// (H100 SXM) give 2 × 16 = 32. Over PCIe (one link of NCCL's 24 GB/s for Gen4 x16) the
+/// search settles on 2 rings of 12 GB/s (its speed steps 20, 18, 15, 12 GB/s: two of 12
+/// beat one of 20), duplicated to 4. estimate: the NVLink rule is the search's result on
+/// these uniform fabrics, not a rerun of the search.
+pub fn ring_channels(hw: Hw, nvlink_links: f64) -> f64 {
+    match hw {
+        Hw::NvLink => 2.0 * nvlink_links.round().clamp(1.0, MAX_SEARCH_CHANNELS),
+        _ => 4.0,
+    }
+}
+
 /// `8.6` → 86; None for non-CUDA GPUs.
 fn compute_capability(gpu: &Gpu) -> Option<u32> {
     let (a, b) = gpu.profile.compute_capability.as_deref()?.split_once('.')?;
@@ -341,6 +410,8 @@ pub struct Links {
     /// counts it (infinite with one GPU per node).
     pub intra_gbs: f64,
     pub intra_hw: Hw,
+    /// Ring channels NCCL runs over the intra-node links (`ring_channels`).
+    pub intra_channels: f64,
     /// Network bandwidth per node for the NICs the GPUs in use reach (and their PCIe
     /// links), GB/s.
     pub net_node_gbs: f64,
@@ -348,13 +419,15 @@ pub struct Links {
     pub nic_gbs: f64,
 }
 
-fn nvlink_gbs(gpu: &Gpu, figure: Option<f64>, node: &NodeTopology) -> Result<f64> {
+/// NCCL's NVLink bandwidth between two GPUs (GB/s) and the number of links it counts.
+fn nvlink_gbs(gpu: &Gpu, figure: Option<f64>, node: &NodeTopology) -> Result<(f64, f64)> {
     let raw = figure.or(gpu.profile.interconnect.nvlink_bandwidth_gbs_per_direction).ok_or_else(|| Error::Unsupported {
         gpu: gpu.key().to_string(),
         what: format!("a collective on {}", node.description),
         why: "the node's fabric is NVLink and the GPU profile has no NVLink bandwidth".into(),
     })?;
-    Ok(raw * nvlink_nccl_fraction(compute_capability(gpu)))
+    let cc = compute_capability(gpu);
+    Ok((raw * nvlink_nccl_fraction(cc), raw / nvlink_link_gbs(cc)))
 }
 
 fn pcie_of(gpu: &Gpu) -> f64 {
@@ -364,17 +437,22 @@ fn pcie_of(gpu: &Gpu) -> f64 {
 
 /// Links of a ring over `gpus_per_node` GPUs per node.
 pub fn links(gpu: &Gpu, node: &NodeTopology, gpus_per_node: u64) -> Result<Links> {
-    let (intra_gbs, intra_hw) = if gpus_per_node <= 1 {
-        (f64::INFINITY, Hw::Pci)
+    let (intra_gbs, intra_hw, nv_links) = if gpus_per_node <= 1 {
+        (f64::INFINITY, Hw::Pci, 0.0)
     } else {
+        let nv = |figure| -> Result<(f64, Hw, f64)> {
+            let (gbs, links) = nvlink_gbs(gpu, figure, node)?;
+            Ok((gbs, Hw::NvLink, links))
+        };
         match node.intra {
-            Fabric::Nvswitch => (nvlink_gbs(gpu, None, node)?, Hw::NvLink),
+            Fabric::Nvswitch => nv(None)?,
             // Two GPUs are taken to be a bridged pair (devices 0 and 1); a ring over more
             // leaves its pair over PCIe.
-            Fabric::NvlinkPairs if gpus_per_node <= 2 => (nvlink_gbs(gpu, node.nvlink_bridge_gbs_per_direction, node)?, Hw::NvLink),
-            Fabric::NvlinkPairs | Fabric::Pcie => (pcie_of(gpu), Hw::Pci),
+            Fabric::NvlinkPairs if gpus_per_node <= 2 => nv(node.nvlink_bridge_gbs_per_direction)?,
+            Fabric::NvlinkPairs | Fabric::Pcie => (pcie_of(gpu), Hw::Pci, 0.0),
         }
     };
+    let intra_channels = ring_channels(intra_hw, nv_links);
     // A GPU's network traffic also crosses its own PCIe link (NCCL's path GPU → NIC).
     let pcie = pcie_of(gpu);
     let nic_gbs = (node.nic_gbps / 8.0).min(pcie);
@@ -389,7 +467,7 @@ pub fn links(gpu: &Gpu, node: &NodeTopology, gpus_per_node: u64) -> Result<Links
     let share = nics_avail as f64 * gpus_per_node as f64 / node.gpus_per_node.max(1) as f64;
     let nics = share.ceil().clamp(1.0, nics_avail as f64);
     let net_node_gbs = (nics * node.nic_gbps / 8.0).min(gpus_per_node.max(1) as f64 * pcie);
-    Ok(Links { intra_gbs, intra_hw, net_node_gbs, nic_gbs })
+    Ok(Links { intra_gbs, intra_hw, intra_channels, net_node_gbs, nic_gbs })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -508,6 +586,8 @@ pub struct Setup {
     pub intra_transport: IntraTransport,
     /// One channel through a host-memory bounce buffer, GB/s (`[staged]`).
     pub staged_channel_gbs: f64,
+    /// One ring channel over peer-to-peer links, GB/s (`[p2p]`).
+    pub p2p_channel_gbs: f64,
 }
 
 /// NCCL's pick for one size and its time.
@@ -545,6 +625,8 @@ impl Setup {
     fn intra_actual_gbs(&self) -> f64 {
         if self.shm() {
             self.links.intra_gbs.min(SHM_CHANNELS * self.staged_channel_gbs)
+        } else if self.gpus_per_node > 1 {
+            self.links.intra_gbs.min(self.links.intra_channels * self.p2p_channel_gbs)
         } else {
             self.links.intra_gbs
         }
@@ -601,11 +683,20 @@ impl Setup {
         }
         let b = if actual {
             let intra = self.intra_actual_gbs();
-            // A socket tree's network share is applied below, on the algorithm bandwidth.
-            if self.nodes > 1 && !(algo == Algo::Tree && self.socket()) {
-                intra.min(self.net_actual_gbs(SOCKET_RING_CHANNELS))
-            } else {
+            if self.nodes <= 1 {
                 intra
+            } else if self.socket() {
+                // A socket tree's network share is applied below, on the algorithm
+                // bandwidth.
+                if algo == Algo::Tree {
+                    intra
+                } else {
+                    intra.min(self.net_actual_gbs(SOCKET_RING_CHANNELS))
+                }
+            } else {
+                // NCCL's own view of the network, on the channels' intra-node rate.
+                let share = if algo == Algo::Tree { TREE_NET_SHARE } else { 1.0 };
+                intra.min(share * self.links.net_node_gbs)
             }
         } else {
             self.bus_gbs(algo)
@@ -688,7 +779,8 @@ impl Setup {
 
     /// The algorithm and protocol NCCL picks for an all-reduce of `bytes`, and its time.
     /// NCCL picks by its own estimate, on the links its topology sees; the time is what
-    /// the transports deliver for that pick (the same on IB and P2P, where they agree).
+    /// the transports deliver for that pick (host-staged channels; P2P ring channels at
+    /// the `[p2p]` rate).
     pub fn all_reduce(&self, bytes: f64) -> Choice {
         let mut best = Choice { algo: Algo::Ring, proto: Proto::Simple, us: f64::INFINITY, latency_us: 0.0 };
         for algo in [Algo::Tree, Algo::Ring] {
@@ -700,7 +792,7 @@ impl Setup {
                 }
             }
         }
-        if self.socket() || self.shm() {
+        if best.us.is_finite() {
             if let Some((us, lat)) = self.all_reduce_us(best.algo, best.proto, bytes, true) {
                 best.us = us;
                 best.latency_us = lat;
@@ -753,7 +845,7 @@ pub fn host_call_us(gpu: &Gpu, templates: &Templates) -> f64 {
 }
 
 /// The setup of one collective op on a node.
-pub fn setup(gpu: &Gpu, node: &NodeTopology, op: &Op, staged_channel_gbs: f64) -> Result<Setup> {
+pub fn setup(gpu: &Gpu, node: &NodeTopology, op: &Op, staged_channel_gbs: f64, p2p_channel_gbs: f64) -> Result<Setup> {
     let (gpus, nodes, gpn) = match *op {
         Op::AllReduce { gpus, nodes, gpus_per_node, .. } | Op::SendRecv { gpus, nodes, gpus_per_node, .. } => {
             (gpus, nodes.max(1), gpus_per_node.max(1))
@@ -782,6 +874,7 @@ pub fn setup(gpu: &Gpu, node: &NodeTopology, op: &Op, staged_channel_gbs: f64) -
         net_transport: node.net_transport(),
         intra_transport: node.intra_transport,
         staged_channel_gbs,
+        p2p_channel_gbs,
     })
 }
 
@@ -794,7 +887,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, _dtype: Dtype, node_t
         _ => unreachable!("collective::estimate on a non-collective op"),
     };
     let node = topology(gpu, templates, node_type, gpn)?;
-    let s = setup(gpu, &node, op, templates.topologies.staged.channel_gbs)?;
+    let s = setup(gpu, &node, op, templates.topologies.staged.channel_gbs, templates.topologies.p2p.channel_gbs)?;
     let n = gpus as f64;
     let mut est = KernelEstimate {
         kernel_ms: 0.0,

@@ -341,6 +341,53 @@ fn collective_objective(reg: &Registry, samples: &[&Sample]) -> f64 {
     errs[errs.len() / 2]
 }
 
+/// The rows that inform the peer-to-peer channel rate (`[p2p] channel_gbs` of
+/// `kernels/topologies.toml`): all-reduces inside one node whose ring runs over NVLink
+/// through P2P (an NVSwitch node, or a bridged pair). A ring over PCIe is held to NCCL's
+/// PCIe figure by its 4 channels at any rate above 6 GB/s, so its rows do not inform it;
+/// rows across nodes are held to the network's rate.
+fn p2p_row(reg: &Registry, s: &Sample) -> bool {
+    use crate::kernel::collective::{self, Fabric, IntraTransport};
+    let Op::AllReduce { nodes, gpus_per_node, .. } = s.op else { return false };
+    if nodes > 1 || gpus_per_node < 2 {
+        return false;
+    }
+    let Ok(g) = reg.gpu(&s.gpu) else { return false };
+    let Ok(node) = collective::topology(g, &reg.templates, s.node_type.as_deref(), gpus_per_node) else { return false };
+    node.intra_transport == IntraTransport::P2p
+        && match node.intra {
+            Fabric::Nvswitch => true,
+            Fabric::NvlinkPairs => gpus_per_node <= 2,
+            Fabric::Pcie => false,
+        }
+}
+
+/// Fits the peer-to-peer channel rate (one value for every node and GPU) on its rows,
+/// from the same start whatever was committed; None with fewer than 20 rows.
+pub fn fit_p2p(reg: &mut Registry, samples: &[Sample]) -> Option<(f64, usize, f64)> {
+    let rows: Vec<&Sample> = samples.iter().filter(|s| p2p_row(reg, s)).collect();
+    if rows.len() < 20 {
+        return None;
+    }
+    let objective = |v: f64| {
+        let mut r = reg.clone();
+        r.templates.topologies.p2p.channel_gbs = v;
+        collective_objective(&r, &rows)
+    };
+    // Above the rate at which the channels carry NCCL's whole link figure the objective
+    // is flat, which a golden-section search alone can wander into: scan a log grid
+    // first, then refine between the best point's neighbours.
+    const LO: f64 = 1.0;
+    const HI: f64 = 50.0;
+    const STEPS: usize = 32;
+    let grid: Vec<f64> = (0..=STEPS).map(|i| LO * (HI / LO).powf(i as f64 / STEPS as f64)).collect();
+    let scores: Vec<f64> = grid.iter().map(|&v| objective(v)).collect();
+    let best = (0..grid.len()).fold(0, |b, i| if scores[i] < scores[b] { i } else { b });
+    let v = golden(grid[best.saturating_sub(1)], grid[(best + 1).min(STEPS)], objective);
+    reg.templates.topologies.p2p.channel_gbs = v;
+    Some((v, rows.len(), collective_objective(reg, &rows)))
+}
+
 /// Fits the host-staged channel rate (one value for every node and GPU) on its rows,
 /// from the same start whatever was committed; None with fewer than 20 rows.
 pub fn fit_staged(reg: &mut Registry, samples: &[Sample]) -> Option<(f64, usize, f64)> {
@@ -379,8 +426,13 @@ pub fn fit(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitReport {
     }
     let mut report = refine(reg, samples, sweeps);
     pool_unfitted(reg, &mut report);
-    // The collectives' one fitted rate, after the host cost (an all-reduce never takes
-    // less than one host call).
+    // The collectives' two fitted rates, after the host cost (an all-reduce never takes
+    // less than one host call): P2P channels first (rows inside one node), then the
+    // host-staged channels (rows that also cross P2P links inside their nodes).
+    reg.templates.topologies.p2p.channel_gbs = crate::kernel::collective::DEFAULT_P2P_CHANNEL_GBS;
+    if let Some(fitted) = fit_p2p(reg, samples) {
+        report.values.insert(("p2p".into(), "channel_gbs".into()), fitted);
+    }
     reg.templates.topologies.staged.channel_gbs = crate::kernel::collective::DEFAULT_STAGED_CHANNEL_GBS;
     if let Some(fitted) = fit_staged(reg, samples) {
         report.values.insert(("staged".into(), "channel_gbs".into()), fitted);
@@ -484,15 +536,17 @@ pub fn write_back(report: &FitReport, repo: &std::path::Path, command: &str) -> 
     use toml_edit::{value, DocumentMut};
     let mut written = vec![];
     let gpus: Vec<&str> = report.gpus.iter().map(String::as_str).collect();
-    let mut by_file: BTreeMap<std::path::PathBuf, Vec<(&str, f64, usize, f64)>> = BTreeMap::new();
+    // (scope, name, value, rows, objective after) per file.
+    type Fitted<'a> = (&'a str, &'a str, f64, usize, f64);
+    let mut by_file: BTreeMap<std::path::PathBuf, Vec<Fitted>> = BTreeMap::new();
     for ((scope, name), (v, rows, obj)) in &report.values {
         let path = match scope.as_str() {
             "host" => repo.join("kernels/launch.toml"),
             "kernel" => repo.join("kernels/memory_bound.toml"),
-            "staged" => repo.join("kernels/topologies.toml"),
+            "staged" | "p2p" => repo.join("kernels/topologies.toml"),
             _ => repo.join(format!("isa/{scope}.toml")),
         };
-        by_file.entry(path).or_default().push((name, *v, *rows, *obj));
+        by_file.entry(path).or_default().push((scope.as_str(), name, *v, *rows, *obj));
     }
     for (path, values) in by_file {
         let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::Io { path: path.clone(), source: e })?;
@@ -502,10 +556,14 @@ pub fn write_back(report: &FitReport, repo: &std::path::Path, command: &str) -> 
         })?;
         let host = path.ends_with("launch.toml");
         let kernel = path.ends_with("memory_bound.toml");
-        let staged = path.ends_with("topologies.toml");
-        for (name, v, rows, obj) in values {
+        let topo = path.ends_with("topologies.toml");
+        for (scope, name, v, rows, obj) in values {
             let rounded = (v * 1e4).round() / 1e4;
-            let how = if staged {
+            let how = if topo && scope == "p2p" {
+                format!(
+                    "fitted: by `{command}` on {rows} fit rows (one line in {FIT_EVERY}, fit::is_fit_line) of all-reduces inside one node whose ring runs over NVLink through P2P (fit::p2p_row; no document states what one NCCL channel's CTA achieves); median |ln(pred/meas)| after fit {obj:.3}"
+                )
+            } else if topo {
                 format!(
                     "fitted: by `{command}` on {rows} fit rows (one line in {FIT_EVERY}, fit::is_fit_line) of collective traces on nodes whose rows use the socket or SHM transport (rows on other nodes do not depend on it); median |ln(pred/meas)| after fit {obj:.3}"
                 )
@@ -531,9 +589,9 @@ pub fn write_back(report: &FitReport, repo: &std::path::Path, command: &str) -> 
                 let rounded = rounded.round();
                 t["dependent_cycles"] = value(rounded);
                 t["dependent_cycles_source"] = value(how);
-            } else if staged {
-                doc["staged"][name] = value(rounded);
-                doc["staged"]["sources"][name] = value(how);
+            } else if topo {
+                doc[scope][name] = value(rounded);
+                doc[scope]["sources"][name] = value(how);
             } else if host {
                 match name.split_once('.') {
                     Some((table, key)) => {
