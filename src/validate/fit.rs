@@ -48,6 +48,9 @@ pub struct Sample {
     pub measured_ms: f64,
     /// The `node_type` tag of a collective row (`kernels/topologies.toml`).
     pub node_type: Option<String>,
+    /// The GPU's DRAM bandwidth comes from its spec × the architecture's `dram_stream`
+    /// (no measured stream figure in its profile).
+    pub spec_dram: bool,
 }
 
 /// Parses the rows of kernel traces that `keep(line)` selects and whose GPU is known.
@@ -76,6 +79,7 @@ pub fn samples(reg: &Registry, files: &[TraceFile], keep: impl Fn(usize) -> bool
                 ctx: Context::for_timing(timing),
                 measured_ms: m,
                 node_type: crate::trace::canonical::tag(r.tags, "node_type").map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
+                spec_dram: gpu.profile.memory.dram_bandwidth_measured_gbs.is_none(),
             });
         }
     }
@@ -134,8 +138,19 @@ fn mid_matrix(s: &Sample, tensor: bool) -> bool {
         && on_tensor == tensor
 }
 
+/// A streaming element-wise op far larger than any L2 on a GPU whose bandwidth is its spec
+/// × `dram_stream`: DRAM bandwidth alone decides its time.
+fn big_stream(s: &Sample) -> bool {
+    if !s.spec_dram || !matches!(s.op, Op::Elementwise { .. }) {
+        return false;
+    }
+    let t = crate::kernel::memory_bound::traffic(&s.op, s.dtype);
+    t.read + t.write >= 256e6
+}
+
 /// Per-architecture parameters, in fitting order.
 pub const ARCH_PARAMS: &[Param] = &[
+    Param { name: "dram_stream", lo: 0.5, hi: 1.0, rows: big_stream },
     Param { name: "ffma_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, true) },
     Param { name: "tensor_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, false) || (s.op.name() == "attention" && s.op.flops() >= 2e9) },
     Param { name: "conv_issue", lo: 0.2, hi: 1.0, rows: |s| matches!(s.op, Op::Conv2d { .. }) && s.op.flops() >= 2e9 },
@@ -231,6 +246,7 @@ pub fn get(isa: &Isa, name: &str) -> f64 {
     match name {
         "ffma_issue" => e.ffma_issue,
         "tensor_issue" => e.tensor_issue,
+        "dram_stream" => e.dram_stream,
         "dram_loaded_latency_factor" => e.dram_loaded_latency_factor,
         "cta_overhead_cycles" => e.cta_overhead_cycles,
         "tensor_cta_overhead_cycles" => e.tensor_cta_overhead_cycles,
@@ -245,6 +261,7 @@ pub fn set(isa: &mut Isa, name: &str, v: f64) {
     match name {
         "ffma_issue" => e.ffma_issue = v,
         "tensor_issue" => e.tensor_issue = v,
+        "dram_stream" => e.dram_stream = v,
         "dram_loaded_latency_factor" => e.dram_loaded_latency_factor = v,
         "cta_overhead_cycles" => e.cta_overhead_cycles = v,
         "tensor_cta_overhead_cycles" => e.tensor_cta_overhead_cycles = v,
@@ -256,6 +273,7 @@ pub fn set(isa: &mut Isa, name: &str, v: f64) {
 
 fn get_default(e: &crate::hw::isa::Efficiency, name: &str) -> f64 {
     match name {
+        "dram_stream" => e.dram_stream,
         "ffma_issue" => e.ffma_issue,
         "tensor_issue" => e.tensor_issue,
         "cta_overhead_cycles" => e.cta_overhead_cycles,
