@@ -283,8 +283,13 @@ impl RunFlags {
             execution: self.execution.unwrap_or(crate::lower::Execution::Eager),
             attention: self.attention,
             no_optimizer: self.no_optimizer,
-            parallel: crate::lower::Parallel { dp: self.dp, tp: self.tp, pp: self.pp, micro_batches: self.micro_batches, gpus_per_node: self.gpus_per_node },
+            parallel: self.parallel(),
         }
+    }
+
+    /// The GPU layout the flags describe.
+    fn parallel(&self) -> crate::lower::Parallel {
+        crate::lower::Parallel { dp: self.dp, tp: self.tp, pp: self.pp, micro_batches: self.micro_batches, gpus_per_node: self.gpus_per_node }
     }
 }
 

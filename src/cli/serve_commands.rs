@@ -147,7 +147,7 @@ pub fn benchmark(reg: &Registry, model: &str, gpu_names: &[String], batch: u64, 
         attention: run.attention,
         optimizer_step: false,
         flash_available: true,
-        parallel: crate::lower::Parallel { dp: run.dp, tp: run.tp, pp: run.pp, micro_batches: run.micro_batches, gpus_per_node: run.gpus_per_node },
+        parallel: run.parallel(),
     };
     let mut runs = Vec::new();
     for gpu in gpus(reg, gpu_names)? {

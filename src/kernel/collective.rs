@@ -166,22 +166,39 @@ impl NodeTopology {
     }
 }
 
-/// Rates of the host-staged transports (socket, SHM) that no document states.
+/// A per-channel rate of one NCCL transport that no document states: fitted once for
+/// every node (`phantom-gpu fit`), with its provenance in `sources`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct StagedTransport {
-    /// What one NCCL channel moves through a host-memory bounce buffer, GB/s: the
-    /// channel's CTA copying between GPU memory and pinned host memory over PCIe (and,
-    /// for the socket transport, the proxy thread's one TCP stream carrying it).
+pub struct ChannelRate {
+    /// GB/s one channel delivers.
     pub channel_gbs: f64,
     /// Field → citation.
     #[serde(default)]
     pub sources: BTreeMap<String, String>,
 }
 
-impl Default for StagedTransport {
-    fn default() -> Self {
-        StagedTransport { channel_gbs: DEFAULT_STAGED_CHANNEL_GBS, sources: BTreeMap::new() }
+impl ChannelRate {
+    /// The host-staged transports (socket, SHM) before any fit: what one channel moves
+    /// through a host-memory bounce buffer (its CTA copying between GPU memory and pinned
+    /// host memory over PCIe, and for sockets the proxy thread's one TCP stream).
+    pub fn staged() -> Self {
+        ChannelRate { channel_gbs: DEFAULT_STAGED_CHANNEL_GBS, sources: BTreeMap::new() }
+    }
+
+    /// Peer-to-peer links (NVLink or PCIe) inside a node before any fit: the bus
+    /// bandwidth one ring channel's CTA delivers per direction, copying and reducing
+    /// between GPU memory and the peer's buffer.
+    pub fn p2p() -> Self {
+        ChannelRate { channel_gbs: DEFAULT_P2P_CHANNEL_GBS, sources: BTreeMap::new() }
+    }
+
+    fn check(&self, table: &str) -> std::result::Result<(), String> {
+        if self.channel_gbs.is_finite() && self.channel_gbs > 0.0 {
+            Ok(())
+        } else {
+            Err(format!("[{table}] channel_gbs must be a positive number of GB/s, not {}", self.channel_gbs))
+        }
     }
 }
 
@@ -189,41 +206,29 @@ impl Default for StagedTransport {
 /// three, an order of magnitude only; `kernels/topologies.toml` carries the fitted value.
 pub const DEFAULT_STAGED_CHANNEL_GBS: f64 = 4.0;
 
-/// What one NCCL channel moves over a peer-to-peer link (NVLink or PCIe) inside a node.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct P2pChannels {
-    /// Bus bandwidth one ring channel delivers per direction over P2P, GB/s: its CTA
-    /// (one per channel) copying and reducing between GPU memory and the peer's buffer.
-    pub channel_gbs: f64,
-    /// Field → citation.
-    #[serde(default)]
-    pub sources: BTreeMap<String, String>,
-}
-
-impl Default for P2pChannels {
-    fn default() -> Self {
-        P2pChannels { channel_gbs: DEFAULT_P2P_CHANNEL_GBS, sources: BTreeMap::new() }
-    }
-}
-
 /// The P2P channel rate before any fit (GB/s): NCCL's own per-channel figure on SM80
 /// NVLink (20 GB/s per link, two channels per link), so that the cap does not bind;
 /// `kernels/topologies.toml` carries the fitted value.
 pub const DEFAULT_P2P_CHANNEL_GBS: f64 = 10.0;
 
 /// All node types, by the name trace rows use in their `node_type` tag.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Topologies {
     /// The host-staged transports' channel rate (one value for every node).
-    #[serde(default)]
-    pub staged: StagedTransport,
+    #[serde(default = "ChannelRate::staged")]
+    pub staged: ChannelRate,
     /// The peer-to-peer channel rate (one value for every node).
-    #[serde(default)]
-    pub p2p: P2pChannels,
+    #[serde(default = "ChannelRate::p2p")]
+    pub p2p: ChannelRate,
     #[serde(default)]
     pub node: BTreeMap<String, NodeTopology>,
+}
+
+impl Default for Topologies {
+    fn default() -> Self {
+        Topologies { staged: ChannelRate::staged(), p2p: ChannelRate::p2p(), node: BTreeMap::new() }
+    }
 }
 
 impl Topologies {
@@ -236,12 +241,8 @@ impl Topologies {
             msg: e.message().to_string(),
         })?;
         let bad = |msg: String| Error::Parse { path: path.to_string(), line: 0, msg };
-        if !(t.staged.channel_gbs.is_finite() && t.staged.channel_gbs > 0.0) {
-            return Err(bad(format!("[staged] channel_gbs must be a positive number of GB/s, not {}", t.staged.channel_gbs)));
-        }
-        if !(t.p2p.channel_gbs.is_finite() && t.p2p.channel_gbs > 0.0) {
-            return Err(bad(format!("[p2p] channel_gbs must be a positive number of GB/s, not {}", t.p2p.channel_gbs)));
-        }
+        t.staged.check("staged").map_err(bad)?;
+        t.p2p.check("p2p").map_err(bad)?;
         for (name, n) in &t.node {
             if n.net_transport() == NetTransport::Socket && n.gpudirect_rdma {
                 return Err(bad(format!(

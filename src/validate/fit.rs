@@ -200,8 +200,13 @@ fn latency_loop(s: &Sample, op: &str) -> bool {
     s.ctx.timing == Timing::Kernel && s.op.name() == op && crate::kernel::memory_bound::traffic(&s.op, s.dtype).elems >= 1048576.0
 }
 
+/// The memory-bound op a kernel parameter (`dependent_cycles.<op>`) belongs to.
+fn kernel_op(name: &str) -> &str {
+    name.strip_prefix("dependent_cycles.").unwrap_or_else(|| unreachable!("unknown kernel parameter {name}"))
+}
+
 fn kernel_impl<'a>(reg: &'a mut Registry, name: &str) -> &'a mut crate::kernel::templates::MemoryBoundImpl {
-    let op = name.strip_prefix("dependent_cycles.").unwrap_or_else(|| unreachable!("unknown kernel parameter {name}"));
+    let op = kernel_op(name);
     let ops = &mut reg.templates.memory_bound.op;
     let i = ops.iter().position(|i| i.op == op).unwrap_or_else(|| unreachable!("no memory-bound template for {op}"));
     &mut ops[i]
@@ -213,7 +218,7 @@ pub fn kernel_set(reg: &mut Registry, name: &str, v: f64) {
 
 /// A kernel parameter's committed value.
 pub fn kernel_get(reg: &Registry, name: &str) -> f64 {
-    let op = name.strip_prefix("dependent_cycles.").unwrap_or(name);
+    let op = kernel_op(name);
     reg.templates.memory_bound.op.iter().find(|i| i.op == op).map_or(0.0, |i| i.dependent_cycles)
 }
 
@@ -465,32 +470,8 @@ pub fn refine(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitRepor
     let mut report = FitReport { gpus: samples.iter().map(|s| s.gpu.clone()).collect(), ..Default::default() };
     let archs: BTreeSet<String> = samples.iter().map(|s| s.arch.clone()).collect();
     for _ in 0..sweeps {
-        for p in HOST_PARAMS {
-            let rows = relevant(samples, p, None);
-            if rows.len() < 20 {
-                continue;
-            }
-            let v = golden(p.lo, p.hi, |v| {
-                let mut r = reg.clone();
-                host_set(&mut r, p.name, v);
-                objective(&r, &rows)
-            });
-            host_set(reg, p.name, v);
-            report.values.insert(("host".into(), p.name.into()), (v, rows.len(), objective(reg, &rows)));
-        }
-        for p in KERNEL_PARAMS {
-            let rows = relevant(samples, p, None);
-            if rows.len() < 20 {
-                continue;
-            }
-            let v = golden(p.lo, p.hi, |v| {
-                let mut r = reg.clone();
-                kernel_set(&mut r, p.name, v);
-                objective(&r, &rows)
-            });
-            kernel_set(reg, p.name, v);
-            report.values.insert(("kernel".into(), p.name.into()), (v, rows.len(), objective(reg, &rows)));
-        }
+        refine_global(reg, samples, HOST_PARAMS, "host", host_set, &mut report);
+        refine_global(reg, samples, KERNEL_PARAMS, "kernel", kernel_set, &mut report);
         for arch in &archs {
             for p in ARCH_PARAMS {
                 let rows = relevant(samples, p, Some(arch));
@@ -517,6 +498,24 @@ pub fn refine(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitRepor
         }
     }
     report
+}
+
+/// One sweep over parameters that take one value for every GPU (host costs, library
+/// kernel chains): each is searched on its rows, set with `set`, and reported under `scope`.
+fn refine_global(reg: &mut Registry, samples: &[Sample], params: &[Param], scope: &str, set: fn(&mut Registry, &str, f64), report: &mut FitReport) {
+    for p in params {
+        let rows = relevant(samples, p, None);
+        if rows.len() < 20 {
+            continue;
+        }
+        let v = golden(p.lo, p.hi, |v| {
+            let mut r = reg.clone();
+            set(&mut r, p.name, v);
+            objective(&r, &rows)
+        });
+        set(reg, p.name, v);
+        report.values.insert((scope.into(), p.name.into()), (v, rows.len(), objective(reg, &rows)));
+    }
 }
 
 /// Architectures with no fit rows for a parameter take the median of the fitted ones.
