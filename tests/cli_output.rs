@@ -63,7 +63,7 @@ fn replay_csv_echoes_input_columns_then_prediction_and_status() {
     assert!(out.status.success());
     let mut rdr = csv::Reader::from_reader(&out.stdout[..]);
     let h: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(h.join(","), format!("{header},predicted_ms,status"));
+    assert_eq!(h.join(","), format!("{header},predicted_ms,status,tile,bound"));
     let recs: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
     assert_eq!(recs.len(), rows.len());
     let text = format!("{header}\n{}\n", rows.join("\n"));

@@ -144,10 +144,14 @@ pub fn replay(reg: &Registry, files: &[PathBuf], gpu: Option<&str>, format: Form
                 let mut t = Table { headers: file.headers.iter().map(str::to_string).collect(), rows: vec![] };
                 t.headers.push("predicted_ms".into());
                 t.headers.push("status".into());
+                t.headers.push("tile".into());
+                t.headers.push("bound".into());
                 for (rec, r) in file.rows.iter().zip(&rows) {
                     let mut row: Vec<Value> = rec.iter().map(text).collect();
                     row.push(r.predicted_ms.map(num).unwrap_or(Value::Null));
                     row.push(text(&r.status));
+                    row.push(text(r.tile.as_deref().unwrap_or("")));
+                    row.push(text(r.bound));
                     t.rows.push(row);
                 }
                 let rendered = t.render(format);
@@ -199,7 +203,7 @@ pub fn replay(reg: &Registry, files: &[PathBuf], gpu: Option<&str>, format: Form
     }
     if matches!(format, Format::Table | Format::Markdown) {
         out = summary.render(format);
-        out += "\nPer-row predictions: --format csv (input columns, predicted_ms, status).\n";
+        out += "\nPer-row predictions: --format csv (input columns, predicted_ms, status, tile, bound).\n";
     }
     Ok(out)
 }

@@ -156,7 +156,7 @@ pub enum Command {
         candidates: bool,
     },
     /// Predict every row of canonical trace files, on each row's GPU or on --gpu.
-    #[command(after_help = "With --format csv the output has every input column unchanged, then\n`predicted_ms` and `status` (empty when simulated, otherwise the reason), one row per input row.\n\nExamples:\n  phantom-gpu replay ../shared/traces/neusight.kernels.csv --format csv --output out.csv\n  phantom-gpu replay ../shared/traces/vidur.kernels.csv --gpu h100\n\nPyTorch profiler (Kineto) traces, .json or .json.gz: per-category measured vs predicted\ntotals, GPU busy time and step times; --format csv gives one row per GPU kernel.\n  phantom-gpu replay ../shared/traces/kineto/alexnet-a100.json.gz\n  phantom-gpu replay trace.json.gz --gpu h100 --timeline h100.json\n  phantom-gpu replay trace.json.gz --recorded-on a100-40gb")]
+    #[command(after_help = "With --format csv the output has every input column unchanged, then\n`predicted_ms`, `status` (empty when simulated, otherwise the reason), `tile` (the kernel\nor algorithm the model picked) and `bound` (what limits it), one row per input row.\n\nExamples:\n  phantom-gpu replay ../shared/traces/neusight.kernels.csv --format csv --output out.csv\n  phantom-gpu replay ../shared/traces/vidur.kernels.csv --gpu h100\n\nPyTorch profiler (Kineto) traces, .json or .json.gz: per-category measured vs predicted\ntotals, GPU busy time and step times; --format csv gives one row per GPU kernel.\n  phantom-gpu replay ../shared/traces/kineto/alexnet-a100.json.gz\n  phantom-gpu replay trace.json.gz --gpu h100 --timeline h100.json\n  phantom-gpu replay trace.json.gz --recorded-on a100-40gb")]
     Replay {
         #[arg(required = true)]
         files: Vec<PathBuf>,

@@ -113,9 +113,12 @@ pub struct Efficiency {
     pub kernel_floor_us: f64,
     /// Resident warps per SM a main loop needs to keep the math pipes issuing.
     pub warps_for_peak: f64,
-    /// Share of a convolution main loop's issue slots left to the math (the rest computes
-    /// im2col addresses, filter and Winograd transforms, boundary predicates).
+    /// Share of an implicit-GEMM convolution main loop's issue slots left to the math (the
+    /// rest computes im2col addresses and boundary predicates).
     pub conv_issue: f64,
+    /// The same for Winograd convolution (fused: the transforms in the main loop beyond the
+    /// adds the model counts; non-fused: the batched GEMM between transform kernels).
+    pub winograd_issue: f64,
     /// DRAM latency under a bandwidth-saturating load, as a multiple of the unloaded
     /// pointer-chase latency (queueing in the memory controllers).
     pub dram_loaded_latency_factor: f64,
@@ -135,6 +138,7 @@ impl Default for Efficiency {
             warps_for_peak: 4.0,
             dram_loaded_latency_factor: 1.5,
             conv_issue: 0.7,
+            winograd_issue: 0.7,
         }
     }
 }

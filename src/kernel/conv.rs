@@ -15,6 +15,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
     };
     let (p, q) = conv_out(h, w, r, s, stride, pad);
     let arch = &gpu.profile.architecture;
+    let eff = &gpu.isa.efficiency;
     let algos: Vec<_> = templates.conv.algo.iter().filter(|a| a.archs.iter().any(|x| x == arch)).collect();
     let mut best: Option<KernelEstimate> = None;
     // Timed as the benchmark sees them: no launch finishes faster than an empty kernel, so
@@ -26,8 +27,10 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
             best = Some(e);
         }
     };
-    // Implicit GEMM is always available.
-    let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: gpu.isa.efficiency.conv_issue, bm_along_n: false, ..GemmProblem::new(1, n * p * q, k, c * r * s, false, dtype) }, l2_warm)?;
+    // Implicit GEMM is always available. cuDNN's forward kernels never split k (every conv
+    // kernel in the NeuSight traces is one grid over output pixels × filters), so a deep
+    // reduction over few pixels runs serially in few CTAs.
+    let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: eff.conv_issue, bm_along_n: false, split_k: false, ..GemmProblem::new(1, n * p * q, k, c * r * s, false, dtype) }, l2_warm)?;
     // The im2col gather re-reads each input pixel r·s times, mostly from L1/L2.
     e.tile = Some(format!("implicit_gemm:{}", e.tile.unwrap_or_default()));
     consider(e);
@@ -41,20 +44,27 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
         let m = algo.winograd_m as u64;
         let alpha = m + r - 1;
         let tiles = n * p.div_ceil(m) * q.div_ceil(m);
-        let conv_issue = gpu.isa.efficiency.conv_issue;
+        let issue = eff.winograd_issue;
         let mut e = if algo.fused {
             // Input and output transforms run in the kernel: per (tile, channel) the input
             // transform is ~2·alpha² adds shared by every output channel, per (tile, filter)
             // the output transform ~2·alpha·m adds shared by every input channel, against
-            // alpha² multiply-adds per (tile, channel, filter).
+            // alpha² multiply-adds per (tile, channel, filter). The input transform is shared
+            // only by the filters of one CTA tile, at least 32 wide, even when k is smaller.
+            //
+            // One CTA computes all alpha² products of its block of tiles × filters, because
+            // the output transform needs every one of them: a GEMM over tiles × k whose
+            // reduction runs over channels × alpha², channels padded to the 8 of a k-step.
+            // It is cuDNN's own kernel, so any SIMT tile the architecture ships is a
+            // candidate (not only the tiles cuBLAS picks for strided-batched calls).
             let mults = (alpha * alpha) as f64;
-            let transform = 2.0 * mults / k as f64 + 2.0 * (alpha * m) as f64 / c as f64;
-            let share = conv_issue * mults / (mults + transform);
-            let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: share, bm_along_n: false, ..GemmProblem::new(alpha * alpha, tiles, k, c, false, dtype) }, l2_warm)?;
+            let transform = 2.0 * mults / k.max(32) as f64 + 2.0 * (alpha * m) as f64 / c as f64;
+            let share = issue * mults / (mults + transform);
+            let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: share, bm_along_n: false, split_k: false, ..GemmProblem::new(1, tiles, k, c.next_multiple_of(8) * alpha * alpha, false, dtype) }, l2_warm)?;
             e.launches += 1; // the filter transform
             e
         } else {
-            let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: conv_issue, bm_along_n: false, ..GemmProblem::new(alpha * alpha, tiles, k, c, false, dtype) }, l2_warm)?;
+            let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: issue, bm_along_n: false, ..GemmProblem::new(alpha * alpha, tiles, k, c, false, dtype) }, l2_warm)?;
             // Input and output transforms as their own kernels: read the input, write the
             // transformed tiles, and the reverse for the output; the filter transform is small.
             // A transform pass streams one tensor in and one out, like a copy.

@@ -39,6 +39,14 @@ pub struct GemmProblem {
     /// for cuDNN's implicit GEMM, whose M is the output pixels, and for Marlin's weight-only
     /// kernels, whose tiles are token rows × weight columns.
     pub bm_along_n: bool,
+    /// Whether the library may split `k` across CTAs when the grid is small (cuBLAS does;
+    /// cuDNN's forward convolution kernels do not: every conv kernel recorded in the
+    /// NeuSight traces is one grid over output pixels × filters).
+    pub split_k: bool,
+    /// Whether a batched problem (`b > 1`) runs cuBLAS's strided-batched SGEMM, which takes
+    /// the tiles recorded for batched calls (`batched_archs`); false for a library kernel
+    /// that batches its own way (cuDNN's fused Winograd, batched over the transform points).
+    pub cublas_batched: bool,
 }
 
 /// Weights per fp16 scale of weight-only formats (GPTQ and AWQ's default group size).
@@ -51,7 +59,7 @@ pub const DEQUANT_OPS_PER_WEIGHT: f64 = 1.5;
 
 impl GemmProblem {
     pub fn new(b: u64, m: u64, n: u64, k: u64, bias: bool, dtype: Dtype) -> GemmProblem {
-        GemmProblem { b, m, n, k, bias, dtype, issue_share: 1.0, b_bytes: dtype.bytes(), dequant_ops: 0.0, bm_along_n: true }
+        GemmProblem { b, m, n, k, bias, dtype, issue_share: 1.0, b_bytes: dtype.bytes(), dequant_ops: 0.0, bm_along_n: true, split_k: true, cublas_batched: true }
     }
 
     /// A weight-only quantised GEMM: fp16 (or `dtype`) activations times a `bits`-bit
@@ -288,7 +296,7 @@ pub fn candidates_timed(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_war
     let activity = if path == MathPath::Tensor { Activity::Tensor } else { Activity::Ffma };
     let sms = gpu.profile.compute.sm_count as u64;
     let mut out = vec![];
-    for tile in candidates(templates, gpu, p.dtype, path, p.b > 1, p.dequant_ops > 0.0) {
+    for tile in candidates(templates, gpu, p.dtype, path, p.b > 1 && p.cublas_batched, p.dequant_ops > 0.0) {
         for split in splits_for(&p, tile, sms) {
             let grid = grid_of(&p, tile);
             let util = ((grid * split) as f64 / sms as f64).min(1.0);
@@ -308,7 +316,7 @@ pub fn candidates_timed(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_war
 fn splits_for(p: &GemmProblem, tile: &GemmTile, sms: u64) -> Vec<u64> {
     let grid = grid_of(p, tile);
     let mut splits = vec![1u64];
-    if p.b > 1 {
+    if p.b > 1 || !p.split_k {
         return splits;
     }
     for s in [2u64, 3, 4, 6, 8, 12, 16, 24, 32] {
@@ -321,7 +329,7 @@ fn splits_for(p: &GemmProblem, tile: &GemmTile, sms: u64) -> Vec<u64> {
 
 pub fn estimate(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_warm: bool) -> Result<KernelEstimate> {
     let (path, rate) = math_rate(gpu, p.dtype)?;
-    let tiles = candidates(templates, gpu, p.dtype, path, p.b > 1, p.dequant_ops > 0.0);
+    let tiles = candidates(templates, gpu, p.dtype, path, p.b > 1 && p.cublas_batched, p.dequant_ops > 0.0);
     if tiles.is_empty() {
         return Err(Error::Unsupported {
             gpu: gpu.key().to_string(),

@@ -154,6 +154,7 @@ pub const ARCH_PARAMS: &[Param] = &[
     Param { name: "ffma_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, true) },
     Param { name: "tensor_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, false) || (s.op.name() == "attention" && s.op.flops() >= 2e9) },
     Param { name: "conv_issue", lo: 0.2, hi: 1.0, rows: |s| matches!(s.op, Op::Conv2d { .. }) && s.op.flops() >= 2e9 },
+    Param { name: "winograd_issue", lo: 0.2, hi: 1.0, rows: |s| matches!(s.op, Op::Conv2d { .. }) && s.op.flops() >= 2e9 },
     Param { name: "cta_overhead_cycles", lo: 100.0, hi: 20000.0, rows: |s| mid_matrix(s, false) },
     Param { name: "tensor_cta_overhead_cycles", lo: 100.0, hi: 20000.0, rows: |s| mid_matrix(s, true) },
 ];
@@ -256,6 +257,7 @@ pub fn get(isa: &Isa, name: &str) -> f64 {
         "cta_overhead_cycles" => e.cta_overhead_cycles,
         "tensor_cta_overhead_cycles" => e.tensor_cta_overhead_cycles,
         "conv_issue" => e.conv_issue,
+        "winograd_issue" => e.winograd_issue,
         "ffma_pj_per_flop" => isa.power.ffma_pj_per_flop,
         _ => unreachable!("unknown parameter {name}"),
     }
@@ -271,6 +273,7 @@ pub fn set(isa: &mut Isa, name: &str, v: f64) {
         "cta_overhead_cycles" => e.cta_overhead_cycles = v,
         "tensor_cta_overhead_cycles" => e.tensor_cta_overhead_cycles = v,
         "conv_issue" => e.conv_issue = v,
+        "winograd_issue" => e.winograd_issue = v,
         "ffma_pj_per_flop" => isa.power.ffma_pj_per_flop = v,
         _ => unreachable!("unknown parameter {name}"),
     }
@@ -284,6 +287,7 @@ fn get_default(e: &crate::hw::isa::Efficiency, name: &str) -> f64 {
         "cta_overhead_cycles" => e.cta_overhead_cycles,
         "tensor_cta_overhead_cycles" => e.tensor_cta_overhead_cycles,
         "conv_issue" => e.conv_issue,
+        "winograd_issue" => e.winograd_issue,
         _ => unreachable!("unknown parameter {name}"),
     }
 }
