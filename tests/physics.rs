@@ -93,9 +93,16 @@ fn wave_quantisation_is_visible() {
     let c = phantom_gpu::kernel::gemm::ctas_per_sm(gpu, tile, Dtype::Fp16);
     let full = gpu.profile.compute.sm_count as u64 * c;
     let k = 8192;
-    // A tile's first dimension runs along n (cuBLAS's M for a row-major call).
-    let one_wave = phantom_gpu::kernel::gemm::estimate_with_tile(gpu, &reg.templates, tile, tile.bn as u64, full * tile.bm as u64, k, Dtype::Fp16).unwrap();
-    let two_waves = phantom_gpu::kernel::gemm::estimate_with_tile(gpu, &reg.templates, tile, tile.bn as u64, (full + 1) * tile.bm as u64, k, Dtype::Fp16).unwrap();
+    // Four rows of tiles, so the wave is compute-bound (one row of tiles over a long k
+    // streams its weight from DRAM and hides the waves). A tile's first dimension runs
+    // along n (cuBLAS's M for a row-major call); one more column of tiles than a full
+    // wave holds needs a second wave.
+    let rows = 4;
+    assert_eq!(full % rows, 0);
+    let m = rows * tile.bn as u64;
+    let one_wave = phantom_gpu::kernel::gemm::estimate_with_tile(gpu, &reg.templates, tile, m, full / rows * tile.bm as u64, k, Dtype::Fp16).unwrap();
+    let two_waves = phantom_gpu::kernel::gemm::estimate_with_tile(gpu, &reg.templates, tile, m, (full / rows + 1) * tile.bm as u64, k, Dtype::Fp16).unwrap();
+    assert_eq!(one_wave.bound, phantom_gpu::kernel::Bound::Tensor);
     assert_eq!(one_wave.waves, 1);
     assert_eq!(two_waves.waves, 2);
     assert!(two_waves.kernel_ms > one_wave.kernel_ms * 1.3, "{} vs {}", two_waves.kernel_ms, one_wave.kernel_ms);

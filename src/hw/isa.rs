@@ -116,6 +116,11 @@ pub struct Efficiency {
     /// Share of an implicit-GEMM convolution main loop's issue slots left to the math (the
     /// rest computes im2col addresses and boundary predicates).
     pub conv_issue: f64,
+    /// Fraction of the streaming DRAM bandwidth a GEMM's main loop reaches when DRAM
+    /// decides its time (a skinny GEMM streaming its weight once, as in LLM decode): its
+    /// tile loads keep fewer bytes in flight than a streaming kernel's, and a read-only
+    /// stream turns the bus around less well than the stream benchmark's.
+    pub gemm_dram: f64,
     /// The same for Winograd convolution (fused: the transforms in the main loop beyond the
     /// adds the model counts; non-fused: the batched GEMM between transform kernels).
     pub winograd_issue: f64,
@@ -139,6 +144,7 @@ impl Default for Efficiency {
             dram_loaded_latency_factor: 1.5,
             conv_issue: 0.7,
             winograd_issue: 0.7,
+            gemm_dram: 0.9,
         }
     }
 }

@@ -274,7 +274,7 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
             launches = 2;
         }
     }
-    let dram_seconds = dram_bytes / memory::dram_bytes_per_s(gpu);
+    let dram_seconds = dram_bytes / (gpu.profile.memory.dram_bandwidth_gbs * 1e9 * eff.gemm_dram);
     let (seconds, bound) = if dram_seconds > sm_seconds { (dram_seconds, Bound::Dram) } else { (sm_seconds, full_bound) };
     Some(Timed {
         seconds: seconds + reduce_seconds,

@@ -51,6 +51,8 @@ pub struct Sample {
     /// The GPU's DRAM bandwidth comes from its spec × the architecture's `dram_stream`
     /// (no measured stream figure in its profile).
     pub spec_dram: bool,
+    /// The GPU's L2 size in bytes.
+    pub l2_bytes: f64,
 }
 
 /// Parses the rows of kernel traces that `keep(line)` selects and whose GPU is known.
@@ -80,13 +82,17 @@ pub fn samples(reg: &Registry, files: &[TraceFile], keep: impl Fn(usize) -> bool
                 measured_ms: m,
                 node_type: crate::trace::canonical::tag(r.tags, "node_type").map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
                 spec_dram: gpu.profile.memory.dram_bandwidth_measured_gbs.is_none(),
+                l2_bytes: gpu.profile.memory.l2_mib * 1048576.0,
             });
         }
     }
-    // Thin large groups evenly.
-    let mut groups: BTreeMap<(String, &'static str), Vec<Sample>> = BTreeMap::new();
+    // Thin large groups evenly. Kernel-timed skinny GEMMs (LLM decode) are a group of their
+    // own: they are a few percent of a GPU's GEMM rows but the only ones that inform
+    // `gemm_dram`.
+    let mut groups: BTreeMap<(String, &'static str, bool), Vec<Sample>> = BTreeMap::new();
     for s in out {
-        groups.entry((s.gpu.clone(), s.op.name())).or_default().push(s);
+        let skinny = s.ctx.timing == Timing::Kernel && matches!(s.op, Op::Gemm { m, n, .. } if m.min(n) <= 32);
+        groups.entry((s.gpu.clone(), s.op.name(), skinny)).or_default().push(s);
     }
     groups
         .into_values()
@@ -148,9 +154,17 @@ fn big_stream(s: &Sample) -> bool {
     t.read + t.write >= 256e6
 }
 
+/// A kernel-timed GEMM over at most 32 tokens whose weight is twice the L2 or more: it
+/// streams the weight from DRAM once, and DRAM bandwidth alone decides its time.
+fn skinny_stream(s: &Sample) -> bool {
+    let Op::Gemm { b: 1, m, n, k, .. } = s.op else { return false };
+    s.ctx.timing == Timing::Kernel && m.min(n) <= 32 && (m.max(n) * k) as f64 * s.dtype.bytes() >= 2.0 * s.l2_bytes
+}
+
 /// Per-architecture parameters, in fitting order.
 pub const ARCH_PARAMS: &[Param] = &[
     Param { name: "dram_stream", lo: 0.5, hi: 1.0, rows: big_stream },
+    Param { name: "gemm_dram", lo: 0.5, hi: 1.0, rows: skinny_stream },
     Param { name: "ffma_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, true) },
     Param { name: "tensor_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, false) || (s.op.name() == "attention" && s.op.flops() >= 2e9) },
     Param { name: "conv_issue", lo: 0.2, hi: 1.0, rows: |s| matches!(s.op, Op::Conv2d { .. }) && s.op.flops() >= 2e9 },
@@ -258,6 +272,7 @@ pub fn get(isa: &Isa, name: &str) -> f64 {
         "tensor_cta_overhead_cycles" => e.tensor_cta_overhead_cycles,
         "conv_issue" => e.conv_issue,
         "winograd_issue" => e.winograd_issue,
+        "gemm_dram" => e.gemm_dram,
         "ffma_pj_per_flop" => isa.power.ffma_pj_per_flop,
         _ => unreachable!("unknown parameter {name}"),
     }
@@ -274,6 +289,7 @@ pub fn set(isa: &mut Isa, name: &str, v: f64) {
         "tensor_cta_overhead_cycles" => e.tensor_cta_overhead_cycles = v,
         "conv_issue" => e.conv_issue = v,
         "winograd_issue" => e.winograd_issue = v,
+        "gemm_dram" => e.gemm_dram = v,
         "ffma_pj_per_flop" => isa.power.ffma_pj_per_flop = v,
         _ => unreachable!("unknown parameter {name}"),
     }
@@ -288,6 +304,7 @@ fn get_default(e: &crate::hw::isa::Efficiency, name: &str) -> f64 {
         "tensor_cta_overhead_cycles" => e.tensor_cta_overhead_cycles,
         "conv_issue" => e.conv_issue,
         "winograd_issue" => e.winograd_issue,
+        "gemm_dram" => e.gemm_dram,
         _ => unreachable!("unknown parameter {name}"),
     }
 }
