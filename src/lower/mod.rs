@@ -363,6 +363,16 @@ fn category(op: &Op) -> &'static str {
     }
 }
 
+/// Time of softmax's backward kernel relative to its forward kernel: PyTorch's
+/// `softmax_backward` reads the saved output and the incoming gradient and writes the input
+/// gradient, three rows×cols tensors where the memory-bound forward reads one and writes one.
+const SOFTMAX_BACKWARD_WORK: f64 = 1.5;
+
+/// Time of a norm's input-gradient kernel relative to its forward kernel: it reads the
+/// incoming gradient and the saved input and writes the input gradient (three tensors of the
+/// forward's two; the per-row mean and rstd are negligible).
+const NORM_BACKWARD_WORK: f64 = 1.5;
+
 fn ew(func: &str, numel: u64, inputs: u64) -> Op {
     Op::Elementwise { func: func.into(), numel: numel.max(1), inputs }
 }
@@ -582,7 +592,7 @@ impl Lowerer<'_> {
                     add("context.grad_probs", Op::Gemm { b: b * hq, m: sq, n: skv, k: d, bias: false }, Some("gemm"), 1.0);
                     add("context.grad_v", Op::Gemm { b: b * hq, m: skv, n: d, k: sq, bias: false }, Some("gemm"), 1.0);
                     add("dropout.grad", ew("mul", scores, 2), Some("elementwise"), 1.0);
-                    add("softmax.grad", Op::Softmax { rows: b * hq * sq, cols: skv }, Some("softmax"), 1.0);
+                    add("softmax.grad", Op::Softmax { rows: b * hq * sq, cols: skv }, Some("softmax"), SOFTMAX_BACKWARD_WORK);
                     add("mask.grad", ew("where", scores, 2), Some("elementwise"), 1.0);
                     add("scale.grad", ew("div_scalar", scores, 1), Some("elementwise"), 1.0);
                     add("scores.grad_q", Op::Gemm { b: b * hq, m: sq, n: d, k: skv, bias: false }, Some("gemm"), 1.0);
@@ -615,10 +625,14 @@ impl Lowerer<'_> {
                     f => add("grad", ew(if f == "gelu" { "gelu" } else { "mul" }, numel, 2), Some("elementwise"), 1.0),
                 }
             }
-            GraphOp::Softmax { rows, cols } => add("grad", Op::Softmax { rows: *rows, cols: *cols }, Some("softmax"), 1.0),
+            GraphOp::Softmax { rows, cols } => add("grad", Op::Softmax { rows: *rows, cols: *cols }, Some("softmax"), SOFTMAX_BACKWARD_WORK),
             GraphOp::LayerNorm { rows, cols } | GraphOp::GroupNorm { rows, cols } | GraphOp::RmsNorm { rows, cols } => {
-                add("grad_input", Op::Layernorm { rows: *rows, cols: *cols }, Some("layernorm"), 1.0);
-                add("grad_weight", ew("copy", (rows * cols + 2 * cols).div_ceil(2), 1), None, 1.0);
+                // The input-gradient kernel reads the incoming gradient and the saved
+                // input and writes the input's gradient (three tensors where the forward
+                // kernel moves two); the weight/bias gradient kernel reads the same two
+                // tensors again and reduces them over the rows.
+                add("grad_input", Op::Layernorm { rows: *rows, cols: *cols }, Some("layernorm"), NORM_BACKWARD_WORK);
+                add("grad_weight", ew("copy", rows * cols + 2 * cols, 1), None, 1.0);
             }
             GraphOp::BatchNorm { numel, channels } => {
                 add("grad", Op::Layernorm { rows: *channels, cols: (numel / channels.max(&1)).max(1) }, Some("layernorm"), 1.0);
@@ -660,6 +674,20 @@ impl Lowerer<'_> {
         let src = last.or_else(|| node.outputs.iter().find_map(|o| self.grad_producer.get(o).copied()));
         if let Some(k) = src {
             for &t in &node.inputs {
+                // A tensor read by several ops (the residual stream read by a norm and the
+                // residual add, a hidden state read by the q, k and v projections, GELU's
+                // input read three times, tied embeddings) gets one gradient from each;
+                // autograd sums them into one, an add kernel per extra gradient. A view
+                // passes its gradient into its base through its own backward (a split's is
+                // one cat, lowered with the op that reads the views), so it adds nothing.
+                let prev = if self.needs_grad(t) && !matches!(node.op, GraphOp::View) { self.grad_producer.get(&t).copied() } else { None };
+                let k = match prev {
+                    Some(p) if p != k => {
+                        let numel = self.g.tensors[t].numel();
+                        self.push(format!("{}.grad_accumulate", self.g.tensors[t].name), ew("add", numel, 2), Phase::Backward, Some("elementwise"), 1.0, &[p, k])
+                    }
+                    _ => k,
+                };
                 self.grad_producer.insert(t, k);
             }
         }
