@@ -100,14 +100,10 @@ fn crossing_nodes_is_slower_than_staying_in_a_node_for_large_buffers() {
             let p2p_inside = ms(&reg, gpu, &send_recv(bytes, 1), node);
             let p2p_across = ms(&reg, gpu, &send_recv(bytes, 2), node);
             // GPUDirect traffic crosses the GPU's own PCIe link, so on a PCIe-only node
-            // the network is never faster than a peer inside the node. (Not where the
-            // peer inside is reached through shared host memory on fewer channels than
-            // a network peer gets: a40_pairwise_nvlink, where the model is known to be
-            // too fast across nodes; see its notes.)
-            let shm = node.is_some_and(|n| reg.templates.topologies.get(n).unwrap().intra_transport == IntraTransport::Shm);
-            if !shm {
-                assert!(p2p_across >= p2p_inside * 0.99, "{gpu} {node:?}: send_recv across nodes {p2p_across} ms < inside {p2p_inside} ms");
-            }
+            // the network is never faster than a peer inside the node; over sockets on
+            // Ethernet (a40_pairwise_nvlink) the TCP streams drain slower than one SHM
+            // channel.
+            assert!(p2p_across >= p2p_inside * 0.99, "{gpu} {node:?}: send_recv across nodes {p2p_across} ms < inside {p2p_inside} ms");
         }
     }
 }
@@ -178,7 +174,9 @@ fn the_socket_transport_is_slower_than_infiniband_at_large_sizes_and_shm_slower_
         for (gpus, nodes) in [(2, 2), (8, 2), (16, 2)] {
             let op = all_reduce(bytes, gpus, nodes);
             let (sock, fast) = (time(&op, "a100_dgx"), time(&op, "dgx_ib"));
-            assert!(sock > 3.0 * fast, "{gpus} GPUs/{nodes} nodes, {bytes} B: socket {sock} ms vs IB {fast} ms");
+            // Sockets: 2 channels of ~4 GB/s through host memory; IB: one HDR port
+            // (~23 GB/s as NCCL counts it) at the least.
+            assert!(sock > 2.5 * fast, "{gpus} GPUs/{nodes} nodes, {bytes} B: socket {sock} ms vs IB {fast} ms");
         }
         let op = send_recv(bytes, 2);
         let (sock, fast) = (time(&op, "a100_dgx"), time(&op, "dgx_ib"));
@@ -309,11 +307,21 @@ fn vidur_all_reduce_median_ape_does_not_regress() {
 
 #[test]
 fn vidur_send_recv_median_ape_does_not_regress() {
-    // 79.5 % with NCCL over the documented hardware, 19.5 % with the runs' transports.
+    // 79.5 % with NCCL over the documented hardware, 19.5 % with the runs' transports,
+    // 8.8 % with the TCP streams of the Ethernet nodes draining at the fitted
+    // [ethernet_stream] rate.
     let Some((n, ape)) = vidur_median_ape("send_recv", |_, _| true) else { return };
     eprintln!("vidur send_recv: {n} report rows, median APE {ape:.1} %");
     assert!(n > 5000, "{n} rows");
-    assert!(ape <= 21.0, "median APE {ape:.1} % (was 19.5 %)");
+    assert!(ape <= 10.0, "median APE {ape:.1} % (was 8.8 %)");
+    // Across 2 Ethernet VMs over sockets: 7.6 GB/s while the buffers in flight fill,
+    // then ~2.2 GB/s, the TCP streams (65.8 % and 63.3 % before the stream rate).
+    for (node, limit) in [("a100_pairwise_nvlink", 16.0), ("a40_pairwise_nvlink", 14.0)] {
+        let Some((n, ape)) = vidur_median_ape("send_recv", |shape, tags| tags.contains(&format!("node_type={node}")) && shape.contains("nodes=2;")) else {
+            return;
+        };
+        assert!(n > 800 && ape <= limit, "{node} across nodes: {n} rows, median APE {ape:.1} %");
+    }
     // Across 2 DGX nodes over sockets: the flat ~7.8 GB/s is two staged channels.
     let Some((n, ape)) = vidur_median_ape("send_recv", |shape, tags| tags.contains("node_type=a100_dgx") && shape.contains("nodes=2;")) else {
         return;

@@ -88,7 +88,7 @@ fn accuracy_does_not_regress() {
 #[test]
 fn committed_fitted_parameters_are_what_the_fit_command_produces() {
     // `phantom-gpu fit --write` stored the values in isa/, kernels/launch.toml and
-    // kernels/topologies.toml ([staged], [p2p]); the
+    // kernels/topologies.toml ([staged], [p2p], [ethernet_stream]); the
     // same fit on the same fit rows must give them back (so every fitted number's
     // provenance is real and repeatable).
     let Some(dir) = traces() else { return };
@@ -109,6 +109,8 @@ fn committed_fitted_parameters_are_what_the_fit_command_produces() {
             committed.templates.topologies.staged.channel_gbs
         } else if scope == "p2p" {
             committed.templates.topologies.p2p.channel_gbs
+        } else if scope == "ethernet_stream" {
+            committed.templates.topologies.ethernet_stream.channel_gbs
         } else {
             fit::get(committed.isa(scope).unwrap(), name)
         };

@@ -37,6 +37,11 @@
 //!   sender of a staged point-to-point send fills its buffers at the channels' rate and
 //!   returns when the last byte sits in one: the 2 × 8 × 128 KiB window in flight
 //!   (`NCCL_P2P_NET_CHUNKSIZE`, `NCCL_STEPS`) is free of the drain, not of the fill.
+//!   The drain is the TCP streams: over Ethernet one stream carries at most the
+//!   `[ethernet_stream] channel_gbs` rate (the kernel's TCP cost is per packet, and
+//!   Ethernet's frames are 1500 bytes), so past the window a send runs at 2 streams'
+//!   rate (~2.1 GB/s on vidur's Ethernet VMs, against ~7.6 GB/s of fill); over IPoIB
+//!   (vidur's DGX) no stream limit below the staging rate shows.
 //! * **Ring channels over P2P.** NCCL runs a ring on `ring_channels` channels, one CTA
 //!   each: its graph search finds one ring per NVLink link (at most 16) and
 //!   `ncclTopoPostset` duplicates them (24 on A100 NVLink, 32 on H100 SXM; 4 over PCIe).
@@ -49,10 +54,11 @@
 //!   a measured all-reduce never takes less than one host call: the eager-call and
 //!   library-call costs of `kernels/launch.toml`.
 //!
-//! Two numbers are fitted to collective measurements, which no document states
+//! Three numbers are fitted to collective measurements, which no document states
 //! (`phantom-gpu fit`): the P2P ring channel rate (on the fit rows of all-reduces inside
-//! one node over NVLink), then the staged channel rate (on the fit rows of socket and SHM
-//! nodes only).
+//! one node over NVLink), then the staged channel rate (on the fit rows of socket nodes on
+//! InfiniBand and of SHM), then the Ethernet TCP stream rate (on the fit rows across
+//! Ethernet nodes, whose buffers fill at the staged rate).
 
 use super::{Bound, Dtype, KernelEstimate, Op};
 use crate::error::{closest, Error, Result};
@@ -193,6 +199,13 @@ impl ChannelRate {
         ChannelRate { channel_gbs: DEFAULT_P2P_CHANNEL_GBS, sources: BTreeMap::new() }
     }
 
+    /// One TCP stream of NCCL's socket transport over an Ethernet network before any
+    /// fit: what the kernel's TCP stack carries for one connection at Ethernet's
+    /// 1500-byte frames (its per-packet cost, not the NIC, sets it).
+    pub fn ethernet_stream() -> Self {
+        ChannelRate { channel_gbs: DEFAULT_ETHERNET_STREAM_GBS, sources: BTreeMap::new() }
+    }
+
     fn check(&self, table: &str) -> std::result::Result<(), String> {
         if self.channel_gbs.is_finite() && self.channel_gbs > 0.0 {
             Ok(())
@@ -211,6 +224,10 @@ pub const DEFAULT_STAGED_CHANNEL_GBS: f64 = 4.0;
 /// `kernels/topologies.toml` carries the fitted value.
 pub const DEFAULT_P2P_CHANNEL_GBS: f64 = 10.0;
 
+/// The Ethernet TCP stream rate before any fit (GB/s): 10 Gb/s, an order of magnitude
+/// only; `kernels/topologies.toml` carries the fitted value.
+pub const DEFAULT_ETHERNET_STREAM_GBS: f64 = 1.25;
+
 /// All node types, by the name trace rows use in their `node_type` tag.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -221,13 +238,17 @@ pub struct Topologies {
     /// The peer-to-peer channel rate (one value for every node).
     #[serde(default = "ChannelRate::p2p")]
     pub p2p: ChannelRate,
+    /// One TCP stream of the socket transport over an Ethernet network (one value for
+    /// every node).
+    #[serde(default = "ChannelRate::ethernet_stream")]
+    pub ethernet_stream: ChannelRate,
     #[serde(default)]
     pub node: BTreeMap<String, NodeTopology>,
 }
 
 impl Default for Topologies {
     fn default() -> Self {
-        Topologies { staged: ChannelRate::staged(), p2p: ChannelRate::p2p(), node: BTreeMap::new() }
+        Topologies { staged: ChannelRate::staged(), p2p: ChannelRate::p2p(), ethernet_stream: ChannelRate::ethernet_stream(), node: BTreeMap::new() }
     }
 }
 
@@ -243,6 +264,7 @@ impl Topologies {
         let bad = |msg: String| Error::Parse { path: path.to_string(), line: 0, msg };
         t.staged.check("staged").map_err(bad)?;
         t.p2p.check("p2p").map_err(bad)?;
+        t.ethernet_stream.check("ethernet_stream").map_err(bad)?;
         for (name, n) in &t.node {
             if n.net_transport() == NetTransport::Socket && n.gpudirect_rdma {
                 return Err(bad(format!(
@@ -589,6 +611,13 @@ pub struct Setup {
     pub staged_channel_gbs: f64,
     /// One ring channel over peer-to-peer links, GB/s (`[p2p]`).
     pub p2p_channel_gbs: f64,
+    /// What one TCP stream of the socket transport carries, GB/s: `[ethernet_stream]` on
+    /// an Ethernet network; infinite where no stream limit below the staging rate is
+    /// known (TCP over IPoIB on InfiniBand; estimate: its 2-4 KiB or 64 KiB frames cost
+    /// the kernel a fraction of Ethernet's 1500-byte ones per byte; evidence: vidur's
+    /// a100_dgx socket send_recv keeps ~7.8 GB/s, its 2 channels' staging rate, to
+    /// 64 MiB, 30x its buffers in flight).
+    pub tcp_stream_gbs: f64,
 }
 
 /// NCCL's pick for one size and its time.
@@ -637,7 +666,10 @@ impl Setup {
     /// or for the socket transport its channels' streams through host memory.
     fn net_actual_gbs(&self, channels: f64) -> f64 {
         if self.socket() {
-            self.links.net_node_gbs.min(channels * SOCKETS_PER_CONNECTION * self.staged_channel_gbs)
+            // Each channel stages through host memory and its streams carry it: the
+            // slower of the two sets a ring's steady rate.
+            let per_channel = self.staged_channel_gbs.min(SOCKETS_PER_CONNECTION * self.tcp_stream_gbs);
+            self.links.net_node_gbs.min(channels * per_channel)
         } else {
             self.links.net_node_gbs
         }
@@ -823,7 +855,14 @@ impl Setup {
                 (SHM_CHANNELS, self.links.intra_gbs, SHM_CHANNELS * P2P_NET_CHUNKSIZE * NCCL_STEPS)
             };
             let fill = channels * self.staged_channel_gbs;
-            let drain = path.min(fill * if self.nodes > 1 { SOCKETS_PER_CONNECTION } else { 1.0 });
+            // Across nodes the proxy threads' TCP streams drain the buffers (no faster
+            // than they fill in steady state; over Ethernet at the fitted stream rate);
+            // inside a node the receiver's channels read them back at the fill rate.
+            let drain = if self.nodes > 1 {
+                path.min(channels * SOCKETS_PER_CONNECTION * self.tcp_stream_gbs).min(fill)
+            } else {
+                path.min(fill)
+            };
             let us = match proto {
                 Proto::Simple => (bytes / fill).max((bytes - window).max(0.0) / drain) / 1000.0,
                 _ => bytes / (1000.0 * drain * P2P_LL_EFFICIENCY),
@@ -846,7 +885,7 @@ pub fn host_call_us(gpu: &Gpu, templates: &Templates) -> f64 {
 }
 
 /// The setup of one collective op on a node.
-pub fn setup(gpu: &Gpu, node: &NodeTopology, op: &Op, staged_channel_gbs: f64, p2p_channel_gbs: f64) -> Result<Setup> {
+pub fn setup(gpu: &Gpu, node: &NodeTopology, op: &Op, rates: &Topologies) -> Result<Setup> {
     let (gpus, nodes, gpn) = match *op {
         Op::AllReduce { gpus, nodes, gpus_per_node, .. } | Op::SendRecv { gpus, nodes, gpus_per_node, .. } => {
             (gpus, nodes.max(1), gpus_per_node.max(1))
@@ -874,8 +913,13 @@ pub fn setup(gpu: &Gpu, node: &NodeTopology, op: &Op, staged_channel_gbs: f64, p
         gpudirect_rdma: node.gpudirect_rdma && node.net_transport() == NetTransport::Ib,
         net_transport: node.net_transport(),
         intra_transport: node.intra_transport,
-        staged_channel_gbs,
-        p2p_channel_gbs,
+        staged_channel_gbs: rates.staged.channel_gbs,
+        p2p_channel_gbs: rates.p2p.channel_gbs,
+        tcp_stream_gbs: if node.net_transport() == NetTransport::Socket && node.network == Network::Ethernet {
+            rates.ethernet_stream.channel_gbs
+        } else {
+            f64::INFINITY
+        },
     })
 }
 
@@ -888,7 +932,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, _dtype: Dtype, node_t
         _ => unreachable!("collective::estimate on a non-collective op"),
     };
     let node = topology(gpu, templates, node_type, gpn)?;
-    let s = setup(gpu, &node, op, templates.topologies.staged.channel_gbs, templates.topologies.p2p.channel_gbs)?;
+    let s = setup(gpu, &node, op, &templates.topologies)?;
     let n = gpus as f64;
     let mut est = KernelEstimate {
         kernel_ms: 0.0,

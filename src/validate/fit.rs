@@ -357,15 +357,32 @@ pub struct FitReport {
 
 /// The rows that inform the host-staged channel rate (`[staged] channel_gbs` of
 /// `kernels/topologies.toml`): collectives on a node whose transport stages through host
-/// memory where the row uses it (the socket transport across nodes, SHM inside one).
+/// memory where the row uses it (the socket transport across nodes, SHM inside one),
+/// except sockets over Ethernet, whose large rows the TCP streams decide
+/// (`ethernet_stream_row`).
 fn staged_row(reg: &Registry, s: &Sample) -> bool {
-    use crate::kernel::collective::{IntraTransport, NetTransport};
+    use crate::kernel::collective::{IntraTransport, NetTransport, Network};
     let (nodes, gpn) = match s.op {
         Op::AllReduce { nodes, gpus_per_node, .. } | Op::SendRecv { nodes, gpus_per_node, .. } => (nodes, gpus_per_node),
         _ => return false,
     };
     let Some(node) = s.node_type.as_deref().and_then(|n| reg.templates.topologies.get(n).ok()) else { return false };
-    (nodes > 1 && node.net_transport() == NetTransport::Socket) || (nodes <= 1 && gpn > 1 && node.intra_transport == IntraTransport::Shm)
+    (nodes > 1 && node.net_transport() == NetTransport::Socket && node.network != Network::Ethernet)
+        || (nodes <= 1 && gpn > 1 && node.intra_transport == IntraTransport::Shm)
+}
+
+/// The rows that inform the Ethernet TCP stream rate (`[ethernet_stream] channel_gbs` of
+/// `kernels/topologies.toml`): collectives across nodes whose socket transport runs over
+/// Ethernet. They also fill their buffers at the staged rate, which is fitted first on
+/// rows that do not depend on the stream rate (`staged_row` leaves these out).
+fn ethernet_stream_row(reg: &Registry, s: &Sample) -> bool {
+    use crate::kernel::collective::{NetTransport, Network};
+    let nodes = match s.op {
+        Op::AllReduce { nodes, .. } | Op::SendRecv { nodes, .. } => nodes,
+        _ => return false,
+    };
+    let Some(node) = s.node_type.as_deref().and_then(|n| reg.templates.topologies.get(n).ok()) else { return false };
+    nodes > 1 && node.net_transport() == NetTransport::Socket && node.network == Network::Ethernet
 }
 
 /// Median |ln(predicted / measured)| of collective samples on their nodes.
@@ -448,6 +465,22 @@ pub fn fit_staged(reg: &mut Registry, samples: &[Sample]) -> Option<(f64, usize,
     Some((v, rows.len(), collective_objective(reg, &rows)))
 }
 
+/// Fits the Ethernet TCP stream rate (one value for every node and GPU) on its rows, the
+/// staged rate already fitted; None with fewer than 20 rows.
+pub fn fit_ethernet_stream(reg: &mut Registry, samples: &[Sample]) -> Option<(f64, usize, f64)> {
+    let rows: Vec<&Sample> = samples.iter().filter(|s| ethernet_stream_row(reg, s)).collect();
+    if rows.len() < 20 {
+        return None;
+    }
+    let v = golden(0.1, 20.0, |v| {
+        let mut r = reg.clone();
+        r.templates.topologies.ethernet_stream.channel_gbs = v;
+        collective_objective(&r, &rows)
+    });
+    reg.templates.topologies.ethernet_stream.channel_gbs = v;
+    Some((v, rows.len(), collective_objective(reg, &rows)))
+}
+
 /// Fits host and per-architecture parameters in place on `samples`.
 pub fn fit(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitReport {
     // Start every fitted value from the same defaults, so the result depends only on the
@@ -470,9 +503,10 @@ pub fn fit(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitReport {
     }
     let mut report = refine(reg, samples, sweeps);
     pool_unfitted(reg, &mut report);
-    // The collectives' two fitted rates, after the host cost (an all-reduce never takes
+    // The collectives' three fitted rates, after the host cost (an all-reduce never takes
     // less than one host call): P2P channels first (rows inside one node), then the
-    // host-staged channels (rows that also cross P2P links inside their nodes).
+    // host-staged channels (rows that also cross P2P links inside their nodes), then the
+    // Ethernet TCP streams (rows whose buffers also fill at the staged rate).
     reg.templates.topologies.p2p.channel_gbs = crate::kernel::collective::DEFAULT_P2P_CHANNEL_GBS;
     if let Some(fitted) = fit_p2p(reg, samples) {
         report.values.insert(("p2p".into(), "channel_gbs".into()), fitted);
@@ -480,6 +514,10 @@ pub fn fit(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitReport {
     reg.templates.topologies.staged.channel_gbs = crate::kernel::collective::DEFAULT_STAGED_CHANNEL_GBS;
     if let Some(fitted) = fit_staged(reg, samples) {
         report.values.insert(("staged".into(), "channel_gbs".into()), fitted);
+    }
+    reg.templates.topologies.ethernet_stream.channel_gbs = crate::kernel::collective::DEFAULT_ETHERNET_STREAM_GBS;
+    if let Some(fitted) = fit_ethernet_stream(reg, samples) {
+        report.values.insert(("ethernet_stream".into(), "channel_gbs".into()), fitted);
     }
     report
 }
@@ -581,7 +619,7 @@ pub fn write_back(report: &FitReport, repo: &std::path::Path, command: &str) -> 
         let path = match scope.as_str() {
             "host" => repo.join("kernels/launch.toml"),
             "kernel" => repo.join("kernels/memory_bound.toml"),
-            "staged" | "p2p" => repo.join("kernels/topologies.toml"),
+            "staged" | "p2p" | "ethernet_stream" => repo.join("kernels/topologies.toml"),
             _ => repo.join(format!("isa/{scope}.toml")),
         };
         by_file.entry(path).or_default().push((scope.as_str(), name, *v, *rows, *obj));
@@ -601,9 +639,13 @@ pub fn write_back(report: &FitReport, repo: &std::path::Path, command: &str) -> 
                 format!(
                     "fitted: by `{command}` on {rows} fit rows (one line in {FIT_EVERY}, fit::is_fit_line) of all-reduces inside one node whose ring runs over NVLink through P2P (fit::p2p_row; no document states what one NCCL channel's CTA achieves); median |ln(pred/meas)| after fit {obj:.3}"
                 )
+            } else if topo && scope == "ethernet_stream" {
+                format!(
+                    "fitted: by `{command}` on {rows} fit rows (one line in {FIT_EVERY}, fit::is_fit_line) of collectives across nodes whose socket transport runs over Ethernet (fit::ethernet_stream_row; no document states what one TCP stream of these VMs carries), after [staged]; median |ln(pred/meas)| after fit {obj:.3}"
+                )
             } else if topo {
                 format!(
-                    "fitted: by `{command}` on {rows} fit rows (one line in {FIT_EVERY}, fit::is_fit_line) of collective traces on nodes whose rows use the socket or SHM transport (rows on other nodes do not depend on it); median |ln(pred/meas)| after fit {obj:.3}"
+                    "fitted: by `{command}` on {rows} fit rows (one line in {FIT_EVERY}, fit::is_fit_line) of collective traces on nodes whose rows use the socket transport over InfiniBand or the SHM transport (fit::staged_row; rows on other nodes do not depend on it); median |ln(pred/meas)| after fit {obj:.3}"
                 )
             } else if rows == 0 {
                 format!("pooled: median of the fitted architectures' values (no fit rows for this architecture); `{command}`")
