@@ -45,6 +45,12 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
         let alpha = m + r - 1;
         let tiles = n * p.div_ceil(m) * q.div_ceil(m);
         let issue = eff.winograd_issue;
+        // A transform pass streams one tensor in and one out, like a copy.
+        let pass = |numel: u64| memory_bound::estimate(gpu, templates, &Op::Elementwise { func: "copy".into(), numel, inputs: 1 }, dtype, l2_warm);
+        // cuDNN transforms the filters on every call (its own launch, recorded in the traces:
+        // 2 launches per fused call, 4 per non-fused): k·c filters of r·s in, alpha² out.
+        // With few output tiles and many channels it is a large share of the call.
+        let filter_pass = || pass((alpha * alpha * k * c).max(k * c * r * s));
         let mut e = if algo.fused {
             // Input and output transforms run in the kernel: per (tile, channel) the input
             // transform is ~2·alpha² adds shared by every output channel, per (tile, filter)
@@ -54,28 +60,30 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
             //
             // One CTA computes all alpha² products of its block of tiles × filters, because
             // the output transform needs every one of them: a GEMM over tiles × k whose
-            // reduction runs over channels × alpha², channels padded to the 8 of a k-step.
+            // reduction runs over channels × alpha², channels padded to a step of 16 (cuDNN does
+            // not document it; of 8, 16 and 32, 16 fits the fit rows best, by the median
+            // |ln(pred/meas)| `phantom-gpu fit` prints for `winograd_issue`).
             // It is cuDNN's own kernel, so any SIMT tile the architecture ships is a
             // candidate (not only the tiles cuBLAS picks for strided-batched calls).
             let mults = (alpha * alpha) as f64;
             let transform = 2.0 * mults / k.max(32) as f64 + 2.0 * (alpha * m) as f64 / c as f64;
             let share = issue * mults / (mults + transform);
-            let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: share, bm_along_n: false, split_k: false, ..GemmProblem::new(1, tiles, k, c.next_multiple_of(8) * alpha * alpha, false, dtype) }, l2_warm)?;
-            e.launches += 1; // the filter transform
+            let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: share, bm_along_n: false, split_k: false, ..GemmProblem::new(1, tiles, k, c.next_multiple_of(16) * alpha * alpha, false, dtype) }, l2_warm)?;
+            let ef = filter_pass()?;
+            e.kernel_ms += ef.kernel_ms;
+            e.bytes += ef.bytes;
+            e.launches += 1;
             e
         } else {
             let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: issue, bm_along_n: false, ..GemmProblem::new(alpha * alpha, tiles, k, c, false, dtype) }, l2_warm)?;
-            // Input and output transforms as their own kernels: read the input, write the
-            // transformed tiles, and the reverse for the output; the filter transform is small.
-            // A transform pass streams one tensor in and one out, like a copy.
-            let pass = |numel: u64| {
-                memory_bound::estimate(gpu, templates, &Op::Elementwise { func: "copy".into(), numel, inputs: 1 }, dtype, l2_warm)
-            };
+            // Input, output and filter transforms as their own kernels: read the input, write
+            // the transformed tiles, and the reverse for the output.
             let ein = pass((alpha * alpha * tiles * c).max(n * c * h * w))?;
             let eout = pass((alpha * alpha * tiles * k).max(n * k * p * q))?;
-            e.kernel_ms += ein.kernel_ms + eout.kernel_ms;
-            e.bytes += ein.bytes + eout.bytes;
-            e.launches += 2;
+            let ef = filter_pass()?;
+            e.kernel_ms += ein.kernel_ms + eout.kernel_ms + ef.kernel_ms;
+            e.bytes += ein.bytes + eout.bytes + ef.bytes;
+            e.launches += 3;
             e
         };
         e.flops = op.flops();
