@@ -212,6 +212,16 @@ fn summary_text(trace: &KinetoTrace, r: &KinetoReplay) -> String {
         r.rows.len()
     );
     s += &category_table(r).render(Format::Table);
+    if r.validation {
+        for (c, x) in r.categories.iter().filter(|(_, x)| !x.helper_ape.is_empty()) {
+            s += &format!(
+                "{}: shape_ops are its matrix kernels; its {} cuBLAS helper kernels (split-k reductions, bias epilogues), predicted as element-wise passes over the output, have a median APE of {:.1}%\n",
+                c.name(),
+                x.helper_ape.len(),
+                median(&x.helper_ape).unwrap_or(0.0)
+            );
+        }
+    }
     let change = |p: f64, m: f64| 100.0 * (p - m) / m.max(1e-12);
     s += &format!(
         "\nGPU busy (union of GPU event intervals): measured {:.3} ms on {}, predicted {:.3} ms on {} ({:+.1}%); kernels alone: {:.3} ms, {:.3} ms ({:+.1}%)\n\n",
@@ -239,7 +249,7 @@ fn summary_text(trace: &KinetoTrace, r: &KinetoReplay) -> String {
         100.0 * kft / total.max(1e-12),
         if r.validation { " (not a validation)" } else { "" }
     );
-    s += "median_ape_pct: ops predicted from a shape, each op's prediction against its kernels' summed time; _alone: only ops whose kernels overlapped nothing on another stream. Steps: first GPU start to last GPU end of the events launched in each ProfilerStep; gap = step − busy.\nPer-kernel rows: --format csv.\n";
+    s += "median_ape_pct: ops predicted from a shape, each op's prediction against its kernels' summed time (a GEMM kernel, and each cuBLAS helper kernel beside it, is predicted on its own); _alone: only ops whose kernels overlapped nothing on another stream. Steps: first GPU start to last GPU end of the events launched in each ProfilerStep; gap = step − busy.\nPer-kernel rows: --format csv.\n";
     s
 }
 
@@ -257,6 +267,11 @@ fn summary_json(trace: &KinetoTrace, r: &KinetoReplay) -> Value {
         "measured_kernel_busy_ms": r.measured_kernel_busy_ms,
         "predicted_kernel_busy_ms": r.predicted_kernel_busy_ms,
         "categories": table_json(category_table(r)),
+        "helper_kernels": r.categories.iter().filter(|(_, x)| !x.helper_ape.is_empty()).map(|(c, x)| serde_json::json!({
+            "category": c.name(),
+            "kernels": x.helper_ape.len(),
+            "median_ape_pct": if r.validation { median(&x.helper_ape) } else { None },
+        })).collect::<Vec<_>>(),
         "steps": table_json(step_table(r)),
     })
 }

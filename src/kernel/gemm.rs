@@ -184,6 +184,8 @@ struct Timed {
     waves: u64,
     dram_bytes: f64,
     launches: u32,
+    /// Of `seconds`, the split-k reduction kernel's share (0 without split-k).
+    reduce_seconds: f64,
 }
 
 /// Time of one tile choice with split-k factor `split`.
@@ -283,6 +285,7 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
         waves: ceil_div(ctas, sms * c),
         dram_bytes,
         launches,
+        reduce_seconds,
     })
 }
 
@@ -370,7 +373,8 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_warm: bool)
         // record it; the rest are split-k, grid z > 1), so the SIMT kernels fuse it too. The
         // Kineto traces in shared/traces/kineto (another PyTorch/cuBLASLt build) show it as
         // a second kernel, `epilogue::impl::globalKernel`; the model follows the NeuSight
-        // setup, which is also the one its held-out GPUs were measured with.
+        // setup, which is also the one its held-out GPUs were measured with (replaying such
+        // a trace, `validate::kineto` predicts that epilogue as a kernel of its own).
         ms += (p.n as f64 * p.dtype.bytes()) / memory::dram_bytes_per_s(gpu) * 1e3;
         launches = launches.max(1);
     }
@@ -384,6 +388,44 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_warm: bool)
         bytes: t.dram_bytes,
         flops: 2.0 * (p.b * p.m * p.n) as f64 * p.k as f64,
         launches,
+    })
+}
+
+/// The main kernel of one recorded cuBLAS launch: the tile named `tile` (the kernel name
+/// without its layout suffix) with `split` CTAs along k, as the modelled selector would time
+/// it, less the split-k reduction, which runs as a kernel of its own. For replaying a
+/// profiler trace on the GPU it was recorded on, where the trace tells which kernel the
+/// library picked: it times that kernel, not the model's pick (`tile_agreement` reports how
+/// often the two agree). An error when this architecture ships no such tile.
+pub fn estimate_launch(gpu: &Gpu, templates: &Templates, p: GemmProblem, tile: &str, split: u64, l2_warm: bool) -> Result<KernelEstimate> {
+    let (path, rate) = math_rate(gpu, p.dtype)?;
+    let arch = gpu.profile.architecture.as_str();
+    let t = templates
+        .gemm
+        .tile
+        .iter()
+        .find(|t| t.name == tile && t.path == path && t.archs.iter().any(|a| a == arch))
+        .ok_or_else(|| Error::Unsupported { gpu: gpu.key().to_string(), what: format!("tile {tile}"), why: format!("not a {arch} tile in kernels/gemm.toml") })?;
+    let split = split.max(1);
+    let activity = if path == MathPath::Tensor { Activity::Tensor } else { Activity::Ffma };
+    let sms = gpu.profile.compute.sm_count as u64;
+    let util = ((grid_of(&p, t) * split) as f64 / sms as f64).min(1.0);
+    let clock = sustained_mhz(gpu, activity, util);
+    let timed = time_tile(gpu, &p, t, split, rate, clock, l2_warm).ok_or_else(|| Error::Unsupported {
+        gpu: gpu.key().to_string(),
+        what: format!("tile {tile}"),
+        why: "does not fit in one SM".into(),
+    })?;
+    Ok(KernelEstimate {
+        kernel_ms: (timed.seconds - timed.reduce_seconds) * 1e3,
+        bound: timed.bound,
+        tile: Some(t.name.clone()),
+        ctas: timed.ctas,
+        waves: timed.waves,
+        clock_mhz: clock,
+        bytes: timed.dram_bytes,
+        flops: 2.0 * (p.b * p.m * p.n) as f64 * p.k as f64,
+        launches: 1,
     })
 }
 

@@ -5,6 +5,12 @@
 //! op and shape are found):
 //! - op groups with a shape: `kernel::predict(gpu, op, dtype, Timing::Kernel)`, times
 //!   the op's multiplier (2 for a convolution's backward);
+//! - a GEMM kernel with cuBLAS helper kernels beside it: on the recorded GPU, the kernel
+//!   that ran (its recorded tile and split-k, `gemm::estimate_launch`, without the
+//!   reduction) and each helper as an element-wise pass over the output, each scored
+//!   alone (helpers in `CategoryTotals::helper_ape`, apart from the GEMM kernels); on
+//!   another GPU the library would pick anew, so the GEMM is the model's pick, which
+//!   covers its own split-k reduction, and only the bias epilogue is predicted apart;
 //! - tiled matrix kernels without a shape: m, n from tile × grid, k solved so that the
 //!   model matches the recorded time on the recorded GPU, then predicted on the target;
 //!   on the recorded GPU this reproduces the measurement and is not counted as a
@@ -30,8 +36,8 @@
 
 use crate::error::Result;
 use crate::hw::{Gpu, Templates};
-use crate::kernel::{self, Dtype, Op, Timing};
-use crate::trace::kineto::classify::{Category, Mapped, Scale, Source, Work};
+use crate::kernel::{self, gemm, Dtype, Op, Timing};
+use crate::trace::kineto::classify::{Category, Helper, Mapped, Scale, Source, Work};
 use crate::trace::kineto::{GpuKind, KinetoTrace};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -96,6 +102,10 @@ pub struct CategoryTotals {
     /// stream in the recorded timeline (concurrent kernels, NCCL above all, slow each
     /// other down; the model times a kernel alone).
     pub group_ape_alone: Vec<f64>,
+    /// APE of each cuBLAS helper kernel (split-k reduction, bias epilogue) predicted on
+    /// its own from its GEMM's shape, %: kept apart from `group_ape`, so that a GEMM
+    /// category's median scores the matrix kernels alone.
+    pub helper_ape: Vec<f64>,
 }
 
 /// One step (a `ProfilerStep#N`, or the whole trace): first GPU start to last GPU end.
@@ -227,6 +237,16 @@ fn gemm_ms(gpu: &Gpu, t: &Templates, b: u64, m: u64, n: u64, k: u64, dtype: Dtyp
     kernel::estimate(gpu, t, &Op::Gemm { b, m, n, k, bias: false }, dtype, false).ok().map(|e| e.kernel_ms)
 }
 
+/// Modelled time (ms) of the GEMM kernel of a recorded launch (tile and split-k), without
+/// its split-k reduction; None when the op is not a GEMM or the tile is not one of the
+/// GPU's architecture. Timed in a model step (inputs not warm in L2), floored as every
+/// kernel.
+pub fn gemm_launch_ms(gpu: &Gpu, t: &Templates, op: &Op, dtype: Dtype, tile: &str, split: u64) -> Option<f64> {
+    let Op::Gemm { b, m, n, k, bias } = *op else { return None };
+    let est = gemm::estimate_launch(gpu, t, gemm::GemmProblem::new(b, m, n, k, bias, dtype), tile, split, false).ok()?;
+    Some(est.kernel_ms.max(gpu.isa.efficiency.kernel_floor_us / 1000.0))
+}
+
 /// The k for which the model's time for a (b, m, n, k) GEMM on `gpu` matches `ms`
 /// (clamped to [1, 2^22]; the model's time grows with k).
 pub fn infer_k(gpu: &Gpu, t: &Templates, b: u64, m: u64, n: u64, dtype: Dtype, ms: f64) -> Option<u64> {
@@ -282,6 +302,19 @@ pub fn replay(trace: &KinetoTrace, mapped: &[Mapped], recorded: &Gpu, target: &G
     let mut timeline_ms = vec![0.0; n];
     let mut k_cache: HashMap<(u64, u64, u64, Dtype, u64), Option<u64>> = HashMap::new();
     let mut group_of: Vec<Option<usize>> = vec![None; n];
+    // GEMM kernels timed as the launch the trace recorded (tile and split-k), on the GPU
+    // it was recorded on only: another GPU's library picks its own (the model's pick).
+    // Their split-k reductions are then predicted as kernels of their own.
+    let mut launch_ms: HashMap<usize, f64> = HashMap::new();
+    if validation {
+        for (i, m) in mapped.iter().enumerate() {
+            if let Work::Op { op, dtype, launch: Some(l), .. } = &m.work {
+                if let Some(ms) = gemm_launch_ms(target, templates, op, *dtype, &l.tile, l.split) {
+                    launch_ms.insert(i, ms);
+                }
+            }
+        }
+    }
     for (i, (e, m)) in trace.gpu.iter().zip(mapped).enumerate() {
         let measured = ms(i);
         let mut row = KernelRow {
@@ -304,14 +337,27 @@ pub fn replay(trace: &KinetoTrace, mapped: &[Mapped], recorded: &Gpu, target: &G
             notes.insert(0, if validation { format!("kept measured: {why}") } else { format!("kept measured × {f:.3} ({}): {why}", scale.name()) });
         };
         match &m.work {
-            Work::Op { op, dtype, times, source, members } => {
+            Work::Op { op, dtype, times, source, members, launch } => {
                 row.op = if m.op_name.is_empty() { op.name().to_string() } else { format!("{} → {}", m.op_name, op.name()) };
                 row.shape = format!("{};dtype={dtype}", shape_text(op));
-                match kernel::predict(target, templates, op, *dtype, Timing::Kernel) {
+                let alone = launch_ms.get(&i).copied();
+                if let (Some(ms), Some(l)) = (alone, launch) {
+                    row.predicted_ms = Some(ms * times);
+                    row.basis = Basis::Shape;
+                    notes.insert(0, format!("the recorded kernel: {} with split-k {}", l.tile, l.split));
+                } else if let Some(l) = launch.as_ref().filter(|_| members.len() > 1) {
+                    notes.insert(0, format!("the model's own tile and split-k (recorded: {} with split-k {})", l.tile, l.split));
+                }
+                let predicted = match alone {
+                    Some(_) => Err(None),
+                    None => kernel::predict(target, templates, op, *dtype, Timing::Kernel).map_err(Some),
+                };
+                match predicted {
+                    Err(None) => {}
                     Ok(p) => {
                         row.predicted_ms = Some(p.kernel_ms * times);
                         row.basis = Basis::Shape;
-                        if members.len() > 1 {
+                        if members.len() > 1 && alone.is_none() {
                             notes.insert(0, format!("op of {} kernels: the prediction covers them all", members.len()));
                             for &j in members {
                                 group_of[j] = Some(i);
@@ -321,10 +367,32 @@ pub fn replay(trace: &KinetoTrace, mapped: &[Mapped], recorded: &Gpu, target: &G
                             notes.push(format!("× {times}"));
                         }
                     }
-                    Err(err) => {
+                    Err(Some(err)) => {
                         let scale = if matches!(m.category, Category::Gemm | Category::Conv | Category::Attention) { Scale::Compute(*dtype) } else { Scale::Dram };
                         kept(&mut row, scale, &format!("model: {err}"), &mut notes);
                     }
+                }
+            }
+            // A split-k reduction whose GEMM kernel is predicted by the model's own pick
+            // (on another GPU): that prediction includes its reduction, as a member's.
+            Work::Helper { lead, helper: Helper::SplitKReduce, .. } if !launch_ms.contains_key(lead) => {
+                row.basis = Basis::Member;
+                row.status = format!("in the op of row {} ({})", lead + 1, trace.gpu[*lead].name.chars().take(40).collect::<String>());
+            }
+            Work::Helper { helper, op, dtype, .. } => {
+                row.op = if m.op_name.is_empty() { op.name().to_string() } else { format!("{} → {}", m.op_name, op.name()) };
+                row.shape = format!("{};dtype={dtype}", shape_text(op));
+                let what = match helper {
+                    Helper::SplitKReduce => "split-k reduction",
+                    Helper::Epilogue => "cuBLASLt bias epilogue",
+                };
+                match kernel::predict(target, templates, op, *dtype, Timing::Kernel) {
+                    Ok(p) => {
+                        row.predicted_ms = Some(p.kernel_ms);
+                        row.basis = Basis::Shape;
+                        notes.insert(0, format!("{what}: one pass over the GEMM's output"));
+                    }
+                    Err(err) => kept(&mut row, Scale::Dram, &format!("model: {err}"), &mut notes),
                 }
             }
             Work::Member { lead } => {
@@ -400,6 +468,10 @@ pub fn replay(trace: &KinetoTrace, mapped: &[Mapped], recorded: &Gpu, target: &G
             if m > 0.0 {
                 if let Some(p) = r.predicted_ms {
                     let c = categories.entry(r.category).or_default();
+                    if matches!(mapped[j].work, Work::Helper { .. }) {
+                        c.helper_ape.push(100.0 * (p - m).abs() / m);
+                        continue;
+                    }
                     c.group_ape.push(100.0 * (p - m).abs() / m);
                     if alone {
                         c.group_ape_alone.push(100.0 * (p - m).abs() / m);

@@ -6,7 +6,12 @@
 //!    linear/matmul`, convolutions (forward and `convolution_backward`), `_softmax`,
 //!    `native_layer_norm`, `rms_norm`, `embedding`, scaled-dot-product / flash attention,
 //!    element-wise aten ops. All kernels that op launched form one *op group*; the op's
-//!    prediction is compared with the group's summed kernel time.
+//!    prediction is compared with the group's summed kernel time. A GEMM op whose group
+//!    is one tiled GEMM kernel plus cuBLAS helper kernels (`splitKreduce_kernel`,
+//!    cuBLASLt's bias `epilogue::impl::globalKernel`) is split instead: the trace records
+//!    which kernels ran, so the GEMM kernel is predicted from the op's shape (its recorded
+//!    tile and split-k kept as `Launch`) and each helper as an element-wise pass over the
+//!    output (`Helper`), and each is scored against its own kernel.
 //! 2. the launch of PyTorch's own element-wise kernels (`elementwise_kernel<nt, vt>`,
 //!    `vectorized_/unrolled_elementwise_kernel`): elements ≈ grid.x × elements per block
 //!    (an upper bound: the last block may be partial), with the function and arity from
@@ -121,13 +126,49 @@ pub enum Source {
     Bytes,
 }
 
+/// The launch of a recorded GEMM kernel: the tile its name states (the name without the
+/// layout suffix, `volta_sgemm_32x32_sliced1x4`) and its split-k factor (grid.z of a
+/// non-batched GEMM).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Launch {
+    pub tile: String,
+    pub split: u64,
+}
+
+/// A cuBLAS helper kernel that an op launched beside its GEMM kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Helper {
+    /// `splitKreduce_kernel`: sums the split-k partial products.
+    SplitKReduce,
+    /// cuBLASLt's `epilogue::impl::globalKernel`: adds the bias (summing split-k partials
+    /// first when the GEMM kernel split k) in a pass of its own.
+    Epilogue,
+}
+
+impl Helper {
+    pub fn of_name(name: &str) -> Option<Helper> {
+        let l = name.to_ascii_lowercase();
+        if l.contains("splitkreduce") {
+            Some(Helper::SplitKReduce)
+        } else if l.contains("epilogue::impl") {
+            Some(Helper::Epilogue)
+        } else {
+            None
+        }
+    }
+}
+
 /// How replay predicts one GPU event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Work {
     /// The lead kernel of an op group: the op's prediction (× `times`) covers the group.
-    Op { op: Op, dtype: Dtype, times: f64, source: Source, members: Vec<usize> },
+    /// `launch`: for a GEMM kernel, the recorded tile and split-k (see `Launch`).
+    Op { op: Op, dtype: Dtype, times: f64, source: Source, members: Vec<usize>, launch: Option<Launch> },
     /// Another kernel of the op group led by event `lead`.
     Member { lead: usize },
+    /// A cuBLAS helper kernel of the GEMM op led by `lead`, predicted as the element-wise
+    /// pass `op` over the GEMM's output (see `Helper`).
+    Helper { lead: usize, helper: Helper, op: Op, dtype: Dtype },
     /// A tiled matrix kernel without a recorded shape: m, n, batch from tile × grid; k
     /// to be inferred from the recorded time.
     TileGrid { b: u64, m: u64, n: u64, dtype: Dtype },
@@ -618,6 +659,44 @@ fn scale_of(e: &GpuEvent, category: Category) -> Scale {
     }
 }
 
+/// The helper kernels of a GEMM op group and the recorded launch of its GEMM kernel.
+struct GemmHelpers {
+    launch: Launch,
+    /// (event, what it is, the element-wise pass that predicts it).
+    helpers: Vec<(usize, Helper, Op)>,
+}
+
+/// For a GEMM op whose kernels are one tiled GEMM kernel (`lead`) and cuBLAS helpers: the
+/// lead's launch and each helper as an element-wise pass over the b × m × n output.
+/// cuBLAS writes split-k partial sums in fp32, one m × n slab per split, and its helper
+/// reads them all (`inputs` = the split, grid.z of the GEMM kernel) and writes the result
+/// once; the bias epilogue of an unsplit GEMM reads the output once (the broadcast bias
+/// row is negligible beside it). None when the group is anything else.
+fn gemm_helpers(trace: &KinetoTrace, members: &[usize], lead: usize, op: &Op) -> Option<GemmHelpers> {
+    let Op::Gemm { b, m, n, .. } = *op else { return None };
+    let name = &trace.gpu[lead].name;
+    let (bm, bn) = tile_of_name(name)?;
+    let mut helpers = vec![];
+    for &i in members {
+        if i == lead {
+            continue;
+        }
+        helpers.push((i, Helper::of_name(&trace.gpu[i].name)?));
+    }
+    if helpers.is_empty() {
+        return None;
+    }
+    // The tile's family name: the kernel name up to its layout suffix (`_nn`, `_tn` …).
+    let tile = name.rsplit_once('_').map(|(t, _)| t).filter(|t| t.contains(&format!("{bm}x{bn}")))?.to_string();
+    let split = if b == 1 { trace.gpu[lead].grid[2].max(1) } else { 1 };
+    let numel = b.checked_mul(m)?.checked_mul(n)?;
+    let helpers = helpers
+        .into_iter()
+        .map(|(i, h)| (i, h, Op::Elementwise { func: "add".into(), numel, inputs: split.min(crate::kernel::op::MAX_INPUTS) }))
+        .collect();
+    Some(GemmHelpers { launch: Launch { tile, split }, helpers })
+}
+
 /// Classifies every GPU event of the trace (same order as `trace.gpu`).
 pub fn classify(trace: &KinetoTrace) -> Vec<Mapped> {
     let n = trace.gpu.len();
@@ -642,13 +721,30 @@ pub fn classify(trace: &KinetoTrace) -> Vec<Mapped> {
         // The lead: the first kernel whose own name fits the op's category.
         let lead = members.iter().copied().find(|&i| category_of_name(&trace.gpu[i].name) == cat).unwrap_or(members[0]);
         let kdt = members.iter().find_map(|&i| dtype_of_name(&trace.gpu[i].name));
-        let Some((o, dtype, times, note)) = map_dims(op, kind, kdt) else { continue };
+        let Some((mut o, dtype, times, note)) = map_dims(op, kind, kdt) else { continue };
+        // A GEMM op of one matrix kernel and cuBLAS helper kernels: the trace records
+        // which kernels ran, so each is predicted as what it is (see `gemm_helpers`).
+        let helpers = if kind == OpKind::Gemm { gemm_helpers(trace, members, lead, &o) } else { None };
+        let launch = helpers.as_ref().map(|h| h.launch.clone());
+        let mut lead_members = members.clone();
+        if let Some(h) = &helpers {
+            if let Op::Gemm { bias, .. } = &mut o {
+                // The bias is added by the epilogue kernel, not inside the GEMM kernel.
+                *bias &= !h.helpers.iter().any(|(_, x, _)| *x == Helper::Epilogue);
+            }
+            lead_members.retain(|j| !h.helpers.iter().any(|(i, x, _)| i == j && *x == Helper::Epilogue));
+        }
         for &i in members {
+            let helper = helpers.as_ref().and_then(|h| h.helpers.iter().find(|(j, ..)| *j == i));
             out[i] = Some(Mapped {
                 category: cat,
                 op_name: op.name.clone(),
                 work: if i == lead {
-                    Work::Op { op: o.clone(), dtype, times, source: Source::InputDims, members: members.clone() }
+                    Work::Op { op: o.clone(), dtype, times, source: Source::InputDims, members: lead_members.clone(), launch: launch.clone() }
+                } else if let Some((_, helper, hop)) = helper {
+                    // Split-k partial sums are fp32 whatever the operands.
+                    let split = launch.as_ref().map_or(1, |l| l.split);
+                    Work::Helper { lead, helper: *helper, op: hop.clone(), dtype: if split > 1 { Dtype::Fp32 } else { dtype } }
                 } else {
                     Work::Member { lead }
                 },
@@ -681,6 +777,7 @@ pub fn classify(trace: &KinetoTrace) -> Vec<Mapped> {
                 times: 1.0,
                 source: Source::Bytes,
                 members: vec![i],
+                launch: None,
             },
             GpuKind::Kernel => {
                 let tile = tile_of_name(&e.name).filter(|_| matches!(category, Category::Gemm | Category::Conv));
@@ -713,6 +810,7 @@ pub fn classify(trace: &KinetoTrace) -> Vec<Mapped> {
                         times: 1.0,
                         source: Source::Grid,
                         members: vec![i],
+                        launch: None,
                     }
                 } else {
                     let why = if e.name.contains("nccl") {
