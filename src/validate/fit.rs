@@ -454,32 +454,34 @@ pub fn fit_p2p(reg: &mut Registry, samples: &[Sample]) -> Option<(f64, usize, f6
 /// Fits the host-staged channel rate (one value for every node and GPU) on its rows,
 /// from the same start whatever was committed; None with fewer than 20 rows.
 pub fn fit_staged(reg: &mut Registry, samples: &[Sample]) -> Option<(f64, usize, f64)> {
-    let rows: Vec<&Sample> = samples.iter().filter(|s| staged_row(reg, s)).collect();
-    if rows.len() < 20 {
-        return None;
-    }
-    let v = golden(0.5, 50.0, |v| {
-        let mut r = reg.clone();
-        r.templates.topologies.staged.channel_gbs = v;
-        collective_objective(&r, &rows)
-    });
-    reg.templates.topologies.staged.channel_gbs = v;
-    Some((v, rows.len(), collective_objective(reg, &rows)))
+    fit_channel_rate(reg, samples, staged_row, (0.5, 50.0), |t| &mut t.staged)
 }
 
 /// Fits the Ethernet TCP stream rate (one value for every node and GPU) on its rows, the
 /// staged rate already fitted; None with fewer than 20 rows.
 pub fn fit_ethernet_stream(reg: &mut Registry, samples: &[Sample]) -> Option<(f64, usize, f64)> {
-    let rows: Vec<&Sample> = samples.iter().filter(|s| ethernet_stream_row(reg, s)).collect();
+    fit_channel_rate(reg, samples, ethernet_stream_row, (0.1, 20.0), |t| &mut t.ethernet_stream)
+}
+
+/// Golden-section fit of one collective channel rate (GB/s, in `range`) on the rows `row`
+/// selects: (value, rows, objective after), or None with fewer than 20 rows.
+fn fit_channel_rate(
+    reg: &mut Registry,
+    samples: &[Sample],
+    row: fn(&Registry, &Sample) -> bool,
+    range: (f64, f64),
+    rate: fn(&mut crate::kernel::collective::Topologies) -> &mut crate::kernel::collective::ChannelRate,
+) -> Option<(f64, usize, f64)> {
+    let rows: Vec<&Sample> = samples.iter().filter(|s| row(reg, s)).collect();
     if rows.len() < 20 {
         return None;
     }
-    let v = golden(0.1, 20.0, |v| {
+    let v = golden(range.0, range.1, |v| {
         let mut r = reg.clone();
-        r.templates.topologies.ethernet_stream.channel_gbs = v;
+        rate(&mut r.templates.topologies).channel_gbs = v;
         collective_objective(&r, &rows)
     });
-    reg.templates.topologies.ethernet_stream.channel_gbs = v;
+    rate(&mut reg.templates.topologies).channel_gbs = v;
     Some((v, rows.len(), collective_objective(reg, &rows)))
 }
 
