@@ -69,21 +69,15 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
             let transform = 2.0 * mults / k.max(32) as f64 + 2.0 * (alpha * m) as f64 / c as f64;
             let share = issue * mults / (mults + transform);
             let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: share, bm_along_n: false, split_k: false, ..GemmProblem::new(1, tiles, k, c.next_multiple_of(16) * alpha * alpha, false, dtype) }, l2_warm)?;
-            let ef = filter_pass()?;
-            e.kernel_ms += ef.kernel_ms;
-            e.bytes += ef.bytes;
-            e.launches += 1;
+            then(&mut e, filter_pass()?);
             e
         } else {
             let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: issue, bm_along_n: false, ..GemmProblem::new(alpha * alpha, tiles, k, c, false, dtype) }, l2_warm)?;
             // Input, output and filter transforms as their own kernels: read the input, write
             // the transformed tiles, and the reverse for the output.
-            let ein = pass((alpha * alpha * tiles * c).max(n * c * h * w))?;
-            let eout = pass((alpha * alpha * tiles * k).max(n * k * p * q))?;
-            let ef = filter_pass()?;
-            e.kernel_ms += ein.kernel_ms + eout.kernel_ms + ef.kernel_ms;
-            e.bytes += ein.bytes + eout.bytes + ef.bytes;
-            e.launches += 3;
+            then(&mut e, pass((alpha * alpha * tiles * c).max(n * c * h * w))?);
+            then(&mut e, pass((alpha * alpha * tiles * k).max(n * k * p * q))?);
+            then(&mut e, filter_pass()?);
             e
         };
         e.flops = op.flops();
@@ -93,4 +87,11 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
     let mut e = best.ok_or_else(|| Error::Unsupported { gpu: gpu.key().into(), what: "conv2d".into(), why: "no algorithm".into() })?;
     e.flops = op.flops();
     Ok(e)
+}
+
+/// Appends a transform kernel, launched after `e`, to the call's estimate.
+fn then(e: &mut KernelEstimate, pass: KernelEstimate) {
+    e.kernel_ms += pass.kernel_ms;
+    e.bytes += pass.bytes;
+    e.launches += 1;
 }

@@ -289,6 +289,21 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
     })
 }
 
+/// The tiles the library would weigh for this problem.
+fn tiles_for<'a>(templates: &'a Templates, gpu: &Gpu, p: &GemmProblem, path: MathPath) -> Vec<&'a GemmTile> {
+    candidates(templates, gpu, p.dtype, path, p.b > 1 && p.cublas_batched, p.dequant_ops > 0.0)
+}
+
+/// One (tile, split-k) launch timed at the sustained clock its grid allows (the power
+/// model's utilisation is how much of the machine the grid covers): its timing and that
+/// clock, or None when the tile does not fit in one SM.
+fn time_launch(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, path: MathPath, rate: f64, l2_warm: bool) -> Option<(Timed, f64)> {
+    let activity = if path == MathPath::Tensor { Activity::Tensor } else { Activity::Ffma };
+    let util = ((grid_of(p, tile) * split) as f64 / gpu.profile.compute.sm_count as f64).min(1.0);
+    let clock = sustained_mhz(gpu, activity, util);
+    time_tile(gpu, p, tile, split, rate, clock, l2_warm).map(|t| (t, clock))
+}
+
 /// One candidate the selector weighed: (tile name, split-k, modelled ms, bound, waves).
 pub type TimedCandidate = (String, u64, f64, Bound, u64);
 
@@ -296,15 +311,11 @@ pub type TimedCandidate = (String, u64, f64, Bound, u64);
 /// what the selector weighed.
 pub fn candidates_timed(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_warm: bool) -> Result<Vec<TimedCandidate>> {
     let (path, rate) = math_rate(gpu, p.dtype)?;
-    let activity = if path == MathPath::Tensor { Activity::Tensor } else { Activity::Ffma };
     let sms = gpu.profile.compute.sm_count as u64;
     let mut out = vec![];
-    for tile in candidates(templates, gpu, p.dtype, path, p.b > 1 && p.cublas_batched, p.dequant_ops > 0.0) {
+    for tile in tiles_for(templates, gpu, &p, path) {
         for split in splits_for(&p, tile, sms) {
-            let grid = grid_of(&p, tile);
-            let util = ((grid * split) as f64 / sms as f64).min(1.0);
-            let clock = sustained_mhz(gpu, activity, util);
-            if let Some(t) = time_tile(gpu, &p, tile, split, rate, clock, l2_warm) {
+            if let Some((t, _)) = time_launch(gpu, &p, tile, split, path, rate, l2_warm) {
                 out.push((tile.name.clone(), split, t.seconds * 1e3, t.bound, t.waves));
             }
         }
@@ -332,7 +343,7 @@ fn splits_for(p: &GemmProblem, tile: &GemmTile, sms: u64) -> Vec<u64> {
 
 pub fn estimate(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_warm: bool) -> Result<KernelEstimate> {
     let (path, rate) = math_rate(gpu, p.dtype)?;
-    let tiles = candidates(templates, gpu, p.dtype, path, p.b > 1 && p.cublas_batched, p.dequant_ops > 0.0);
+    let tiles = tiles_for(templates, gpu, &p, path);
     if tiles.is_empty() {
         return Err(Error::Unsupported {
             gpu: gpu.key().to_string(),
@@ -340,16 +351,11 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_warm: bool)
             why: "no GEMM tile template for this dtype in kernels/gemm.toml".into(),
         });
     }
-    let activity = if path == MathPath::Tensor { Activity::Tensor } else { Activity::Ffma };
     let sms = gpu.profile.compute.sm_count as u64;
     let mut timed: Vec<(Timed, &GemmTile, f64)> = vec![];
     for tile in tiles {
-        let grid = grid_of(&p, tile);
         for split in splits_for(&p, tile, sms) {
-            // Utilisation for the power model: how much of the machine the grid covers.
-            let util = ((grid * split) as f64 / sms as f64).min(1.0);
-            let clock = sustained_mhz(gpu, activity, util);
-            if let Some(t) = time_tile(gpu, &p, tile, split, rate, clock, l2_warm) {
+            if let Some((t, clock)) = time_launch(gpu, &p, tile, split, path, rate, l2_warm) {
                 timed.push((t, tile, clock));
             }
         }
@@ -406,12 +412,7 @@ pub fn estimate_launch(gpu: &Gpu, templates: &Templates, p: GemmProblem, tile: &
         .iter()
         .find(|t| t.name == tile && t.path == path && t.archs.iter().any(|a| a == arch))
         .ok_or_else(|| Error::Unsupported { gpu: gpu.key().to_string(), what: format!("tile {tile}"), why: format!("not a {arch} tile in kernels/gemm.toml") })?;
-    let split = split.max(1);
-    let activity = if path == MathPath::Tensor { Activity::Tensor } else { Activity::Ffma };
-    let sms = gpu.profile.compute.sm_count as u64;
-    let util = ((grid_of(&p, t) * split) as f64 / sms as f64).min(1.0);
-    let clock = sustained_mhz(gpu, activity, util);
-    let timed = time_tile(gpu, &p, t, split, rate, clock, l2_warm).ok_or_else(|| Error::Unsupported {
+    let (timed, clock) = time_launch(gpu, &p, t, split.max(1), path, rate, l2_warm).ok_or_else(|| Error::Unsupported {
         gpu: gpu.key().to_string(),
         what: format!("tile {tile}"),
         why: "does not fit in one SM".into(),
