@@ -263,50 +263,31 @@ pub fn host_get(reg: &Registry, name: &str) -> f64 {
     }
 }
 
+/// A per-architecture parameter's value in `isa` (called once per parameter and sweep,
+/// so the copy `param_mut` needs is cheap beside the objective).
 pub fn get(isa: &Isa, name: &str) -> f64 {
-    let e = &isa.efficiency;
-    match name {
-        "ffma_issue" => e.ffma_issue,
-        "tensor_issue" => e.tensor_issue,
-        "dram_stream" => e.dram_stream,
-        "dram_loaded_latency_factor" => e.dram_loaded_latency_factor,
-        "cta_overhead_cycles" => e.cta_overhead_cycles,
-        "tensor_cta_overhead_cycles" => e.tensor_cta_overhead_cycles,
-        "conv_issue" => e.conv_issue,
-        "winograd_issue" => e.winograd_issue,
-        "gemm_dram" => e.gemm_dram,
-        "ffma_pj_per_flop" => isa.power.ffma_pj_per_flop,
-        _ => unreachable!("unknown parameter {name}"),
-    }
+    *param_mut(&mut isa.clone(), name)
 }
 
+/// Sets a per-architecture parameter in `isa`.
 pub fn set(isa: &mut Isa, name: &str, v: f64) {
+    *param_mut(isa, name) = v;
+}
+
+/// The field a per-architecture parameter names: the one list of them.
+fn param_mut<'a>(isa: &'a mut Isa, name: &str) -> &'a mut f64 {
     let e = &mut isa.efficiency;
     match name {
-        "ffma_issue" => e.ffma_issue = v,
-        "tensor_issue" => e.tensor_issue = v,
-        "dram_stream" => e.dram_stream = v,
-        "dram_loaded_latency_factor" => e.dram_loaded_latency_factor = v,
-        "cta_overhead_cycles" => e.cta_overhead_cycles = v,
-        "tensor_cta_overhead_cycles" => e.tensor_cta_overhead_cycles = v,
-        "conv_issue" => e.conv_issue = v,
-        "winograd_issue" => e.winograd_issue = v,
-        "gemm_dram" => e.gemm_dram = v,
-        "ffma_pj_per_flop" => isa.power.ffma_pj_per_flop = v,
-        _ => unreachable!("unknown parameter {name}"),
-    }
-}
-
-fn get_default(e: &crate::hw::isa::Efficiency, name: &str) -> f64 {
-    match name {
-        "dram_stream" => e.dram_stream,
-        "ffma_issue" => e.ffma_issue,
-        "tensor_issue" => e.tensor_issue,
-        "cta_overhead_cycles" => e.cta_overhead_cycles,
-        "tensor_cta_overhead_cycles" => e.tensor_cta_overhead_cycles,
-        "conv_issue" => e.conv_issue,
-        "winograd_issue" => e.winograd_issue,
-        "gemm_dram" => e.gemm_dram,
+        "ffma_issue" => &mut e.ffma_issue,
+        "tensor_issue" => &mut e.tensor_issue,
+        "dram_stream" => &mut e.dram_stream,
+        "dram_loaded_latency_factor" => &mut e.dram_loaded_latency_factor,
+        "cta_overhead_cycles" => &mut e.cta_overhead_cycles,
+        "tensor_cta_overhead_cycles" => &mut e.tensor_cta_overhead_cycles,
+        "conv_issue" => &mut e.conv_issue,
+        "winograd_issue" => &mut e.winograd_issue,
+        "gemm_dram" => &mut e.gemm_dram,
+        "ffma_pj_per_flop" => &mut isa.power.ffma_pj_per_flop,
         _ => unreachable!("unknown parameter {name}"),
     }
 }
@@ -493,8 +474,9 @@ pub fn fit(reg: &mut Registry, samples: &[Sample], sweeps: usize) -> FitReport {
     let archs: Vec<String> = reg.isas().map(|i| i.architecture.clone()).collect();
     for arch in &archs {
         let mut isa = (**reg.isa(arch).unwrap()).clone();
+        let fresh = Isa { efficiency: defaults.clone(), ..isa.clone() };
         for p in ARCH_PARAMS {
-            set(&mut isa, p.name, get_default(&defaults, p.name));
+            set(&mut isa, p.name, get(&fresh, p.name));
         }
         reg.replace_isa(isa);
     }

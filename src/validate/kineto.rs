@@ -340,36 +340,32 @@ pub fn replay(trace: &KinetoTrace, mapped: &[Mapped], recorded: &Gpu, target: &G
             Work::Op { op, dtype, times, source, members, launch } => {
                 row.op = if m.op_name.is_empty() { op.name().to_string() } else { format!("{} → {}", m.op_name, op.name()) };
                 row.shape = format!("{};dtype={dtype}", shape_text(op));
-                let alone = launch_ms.get(&i).copied();
-                if let (Some(ms), Some(l)) = (alone, launch) {
+                if let (Some(&ms), Some(l)) = (launch_ms.get(&i), launch) {
                     row.predicted_ms = Some(ms * times);
                     row.basis = Basis::Shape;
                     notes.insert(0, format!("the recorded kernel: {} with split-k {}", l.tile, l.split));
-                } else if let Some(l) = launch.as_ref().filter(|_| members.len() > 1) {
-                    notes.insert(0, format!("the model's own tile and split-k (recorded: {} with split-k {})", l.tile, l.split));
-                }
-                let predicted = match alone {
-                    Some(_) => Err(None),
-                    None => kernel::predict(target, templates, op, *dtype, Timing::Kernel).map_err(Some),
-                };
-                match predicted {
-                    Err(None) => {}
-                    Ok(p) => {
-                        row.predicted_ms = Some(p.kernel_ms * times);
-                        row.basis = Basis::Shape;
-                        if members.len() > 1 && alone.is_none() {
-                            notes.insert(0, format!("op of {} kernels: the prediction covers them all", members.len()));
-                            for &j in members {
-                                group_of[j] = Some(i);
+                } else {
+                    if let Some(l) = launch.as_ref().filter(|_| members.len() > 1) {
+                        notes.insert(0, format!("the model's own tile and split-k (recorded: {} with split-k {})", l.tile, l.split));
+                    }
+                    match kernel::predict(target, templates, op, *dtype, Timing::Kernel) {
+                        Ok(p) => {
+                            row.predicted_ms = Some(p.kernel_ms * times);
+                            row.basis = Basis::Shape;
+                            if members.len() > 1 {
+                                notes.insert(0, format!("op of {} kernels: the prediction covers them all", members.len()));
+                                for &j in members {
+                                    group_of[j] = Some(i);
+                                }
+                            }
+                            if *source == Source::InputDims && *times != 1.0 {
+                                notes.push(format!("× {times}"));
                             }
                         }
-                        if *source == Source::InputDims && *times != 1.0 {
-                            notes.push(format!("× {times}"));
+                        Err(err) => {
+                            let scale = if matches!(m.category, Category::Gemm | Category::Conv | Category::Attention) { Scale::Compute(*dtype) } else { Scale::Dram };
+                            kept(&mut row, scale, &format!("model: {err}"), &mut notes);
                         }
-                    }
-                    Err(Some(err)) => {
-                        let scale = if matches!(m.category, Category::Gemm | Category::Conv | Category::Attention) { Scale::Compute(*dtype) } else { Scale::Dram };
-                        kept(&mut row, scale, &format!("model: {err}"), &mut notes);
                     }
                 }
             }
