@@ -183,7 +183,7 @@ fn small_call(s: &Sample, op: &str) -> bool {
     match s.op {
         Op::Gemm { bias: true, .. } => s.op.flops() < 1e8,
         Op::Gemm { .. } => s.op.flops() < 2e7,
-        Op::Conv2d { .. } => s.op.flops() < 1e8,
+        Op::Conv2d { .. } => s.op.flops() < 3e8,
         _ => crate::kernel::memory_bound::traffic(&s.op, s.dtype).elems < 262144.0,
     }
 }
@@ -195,7 +195,11 @@ pub const HOST_PARAMS: &[Param] = &[
     // most of most of them.
     Param { name: "eager_op_us", lo: 3.0, hi: 80.0, rows: |s| s.ctx.timing == Timing::Op && s.op.name() == "elementwise" && s.vendor == "NVIDIA" },
     Param { name: "vendor_eager_op_us.AMD", lo: 3.0, hi: 80.0, rows: |s| s.ctx.timing == Timing::Op && s.op.name() == "elementwise" && s.vendor == "AMD" },
-    Param { name: "op_extra_us.conv2d", lo: 0.01, hi: 200.0, rows: |s| small_call(s, "conv2d") },
+    // A cuDNN call's "host" cost in the NeuSight rows is mostly a per-shape overhead of the
+    // measurement (0.05-0.45 ms on the A100, the same shapes slow on every GPU, unrelated to
+    // any shape feature), so its range is wide (at 200 µs the bound, not the rows, decided
+    // it) and it takes convolutions up to 3e8 FLOP (74 fit rows, not 21).
+    Param { name: "op_extra_us.conv2d", lo: 0.01, hi: 1000.0, rows: |s| small_call(s, "conv2d") },
     Param { name: "op_extra_us.softmax", lo: 0.01, hi: 100.0, rows: |s| small_call(s, "softmax") },
     Param { name: "op_extra_us.layernorm", lo: 0.01, hi: 100.0, rows: |s| small_call(s, "layernorm") },
     Param { name: "op_extra_us.gemm", lo: 0.01, hi: 100.0, rows: |s| small_call(s, "gemm") && matches!(s.op, Op::Gemm { bias: false, .. }) },
