@@ -46,6 +46,7 @@ const EXPECTED: &[(&str, Expect)] = &[
     ("hf_config/opt-zero-positions.json", Error("(opt): learned position embeddings need a positive number of positions")),
     ("hf_config/bert-zero-labels.json", Error("model_type 'bert': a classifier needs at least one label")),
     ("hf_config/switch-zero-expert-capacity.json", Error("model_type 'switch_transformers': field 'expert_capacity' must be positive")),
+    ("onnx/div-with-one-input.onnx", Error("node 18 's0' (Div): Div takes 2 inputs, got 1")),
     ("onnx/conv-huge-constant-of-shape-filter.onnx", Error("kernel 'c' of model 'fuzz.onnx': input (n×c×h×w) has 1344721962225347000 elements, beyond any GPU")),
     ("gpu_profile/legacy-huge-sm-count.toml", Error("[profiles.x]: architecture.streaming_multiprocessors must be from 1 to 65536, got 1e300")),
     ("gpu_profile/legacy-tiny-boost-clock.toml", Error("GPU 'x': compute.boost_clock_mhz must be a positive number from 1 to 100000, got 1e-300")),

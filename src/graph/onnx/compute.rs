@@ -270,6 +270,11 @@ pub(super) fn elementwise(imp: &mut Importer, n: &NodeProto, func: &str) -> R<Ve
     if vals.is_empty() {
         return Err("no inputs".into());
     }
+    if let Some(k) = fixed_arity(&n.op_type) {
+        if vals.len() != k {
+            return Err(format!("{} takes {k} input{}, got {}", n.op_type, if k == 1 { "" } else { "s" }, vals.len()));
+        }
+    }
     let shapes: Vec<Vec<u64>> = vals.iter().map(|&v| imp.shape(v).to_vec()).collect();
     let out = shape::broadcast(&shapes.iter().map(Vec::as_slice).collect::<Vec<_>>())?;
     if let Some(v) = fold_elementwise(imp, n, &vals, &out) {
@@ -287,6 +292,17 @@ pub(super) fn elementwise(imp: &mut Importer, n: &NodeProto, func: &str) -> R<Ve
     };
     let op = GraphOp::Elementwise { func, numel: shape::numel(&out), inputs: operands.len() as u64 };
     imp.emit(n, op, &operands, vec![out])
+}
+
+/// The number of inputs an ONNX element-wise op takes, where the standard fixes it (the
+/// variadic ones, `Sum`, `Max` …, and `Clip` with its optional bounds have none).
+fn fixed_arity(op: &str) -> Option<usize> {
+    match op {
+        "Neg" | "Abs" | "Sqrt" | "Floor" | "Ceil" | "Not" => Some(1),
+        "Sub" | "Div" | "Pow" | "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" | "And" | "Or" => Some(2),
+        "Where" => Some(3),
+        _ => None,
+    }
 }
 
 pub(super) fn fold_elementwise(imp: &mut Importer, n: &NodeProto, vals: &[Value], out: &[u64]) -> Option<Value> {
