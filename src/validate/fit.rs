@@ -198,7 +198,7 @@ pub const HOST_PARAMS: &[Param] = &[
     // A cuDNN call's "host" cost in the NeuSight rows is mostly a per-shape overhead of the
     // measurement (0.05-0.45 ms on the A100, the same shapes slow on every GPU, unrelated to
     // any shape feature), so its range is wide (at 200 µs the bound, not the rows, decided
-    // it) and it takes convolutions up to 3e8 FLOP (74 fit rows, not 21).
+    // it) and it takes convolutions up to 3e8 FLOP, for enough rows to fit a noisy median.
     Param { name: "op_extra_us.conv2d", lo: 0.01, hi: 1000.0, rows: |s| small_call(s, "conv2d") },
     Param { name: "op_extra_us.softmax", lo: 0.01, hi: 100.0, rows: |s| small_call(s, "softmax") },
     Param { name: "op_extra_us.layernorm", lo: 0.01, hi: 100.0, rows: |s| small_call(s, "layernorm") },
