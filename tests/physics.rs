@@ -109,6 +109,24 @@ fn wave_quantisation_is_visible() {
 }
 
 #[test]
+fn edge_tiles_move_only_their_rows_inside_the_matrix() {
+    // A tile's loads and stores are predicated on the matrix bounds: one CTA holding a
+    // 36x5 corner of its 128x128 tile (a batched attention-sized bmm) computes the whole
+    // tile but loads and stores only what lies inside, so it is faster than the same CTA
+    // over a full tile, and never faster than the math of the whole tile.
+    let reg = reg();
+    let gpu = reg.gpu("a100-pcie-40gb").unwrap();
+    let tile = reg.templates.gemm.tile.iter().find(|t| t.name == "ampere_sgemm_128x128").unwrap();
+    let k = 4096;
+    let corner = phantom_gpu::kernel::gemm::estimate_with_tile(gpu, &reg.templates, tile, 36, 5, k, Dtype::Fp32).unwrap();
+    let full = phantom_gpu::kernel::gemm::estimate_with_tile(gpu, &reg.templates, tile, tile.bn as u64, tile.bm as u64, k, Dtype::Fp32).unwrap();
+    assert_eq!((corner.ctas, full.ctas), (1, 1));
+    assert!(corner.kernel_ms < full.kernel_ms, "{} vs {}", corner.kernel_ms, full.kernel_ms);
+    let tile_math_s = 2.0 * (tile.bm * tile.bn) as f64 * k as f64 / (gpu.rates.ffma_flop_per_clk * corner.clock_mhz * 1e6);
+    assert!(corner.kernel_ms / 1e3 >= tile_math_s, "{} ms beats the tile's math {} s", corner.kernel_ms, tile_math_s);
+}
+
+#[test]
 fn gemm_grid_is_laid_out_as_cublas_lays_it() {
     // Regression: PyTorch's row-major C[m,n] is cuBLAS's column-major Cᵀ, so the tile's
     // first dimension runs along n. NeuSight recorded this P4 torch.bmm (b=859, m=22,

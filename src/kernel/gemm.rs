@@ -202,6 +202,10 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
     let (tm, tn) = extents(p, tile);
     let (grid_m, grid_n) = (ceil_div(p.m, tm), ceil_div(p.n, tn));
     let ctas = grid_m * grid_n * p.b * split;
+    // A tile's loads and stores are predicated on the matrix bounds: an edge tile moves
+    // only its rows and columns inside the matrix (its math still covers the whole tile).
+    // The mean over the grid of the extent each tile holds:
+    let (valid_m, valid_n) = (p.m as f64 / grid_m as f64, p.n as f64 / grid_n as f64);
     let k_per = ceil_div(p.k, split);
     let k_iters = ceil_div(k_per, tile.bk as u64) as f64;
 
@@ -220,10 +224,10 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
         // Weight-only GEMMs convert the B tile on the CUDA cores before the MMAs use it.
         let dequant_step = conc * (tile.bn * tile.bk) as f64 * p.dequant_ops / (alu_lanes * util);
         let math_step = conc * 2.0 * (tile.bm * tile.bn * tile.bk) as f64 / (rate * p.issue_share * util) + dequant_step;
-        let load_step = conc * (tm as f64 * bytes + tn as f64 * p.b_bytes) * tile.bk as f64 / eff.l2_bytes_per_clk_per_sm;
+        let load_step = conc * (valid_m * bytes + valid_n * p.b_bytes) * tile.bk as f64 / eff.l2_bytes_per_clk_per_sm;
         let latency_step = lat.l2_hit_cycles / (tile.stages.max(2) - 1) as f64;
         let step = math_step.max(load_step).max(latency_step);
-        let epilogue = conc * (tile.bm * tile.bn) as f64 * out_bytes / eff.l2_bytes_per_clk_per_sm;
+        let epilogue = conc * valid_m * valid_n * out_bytes / eff.l2_bytes_per_clk_per_sm;
         let cycles = k_iters * step + lat.dram_cycles + epilogue + overhead;
         let bound = if step == math_step {
             if tile.path == MathPath::Tensor { Bound::Tensor } else { Bound::Ffma }
