@@ -173,6 +173,29 @@ fn clock_falls_under_power_limit_for_tensor_work() {
 }
 
 #[test]
+fn host_gaps_let_a_power_limited_gpu_clock_higher() {
+    // A 70 W T4 cannot hold its boost clock under a full FFMA grid run back to back; the
+    // same kernel called in an eager loop idles while the host prepares the next call, so
+    // the averaged power allows a higher clock, never above boost.
+    use phantom_gpu::sim::clock::{sustained_mhz, Activity};
+    let reg = reg();
+    let g = reg.gpu("t4").unwrap();
+    let boost = g.profile.compute.boost_clock_mhz;
+    let busy = sustained_mhz(g, Activity::Ffma, 1.0);
+    let half = sustained_mhz(&g.with_duty(0.5), Activity::Ffma, 1.0);
+    assert!(busy < boost && half > busy && half <= boost, "busy {busy}, half duty {half}, boost {boost}");
+    let gemm = Op::Gemm { b: 1, m: 1024, n: 1024, k: 256, bias: false };
+    let in_loop = kernel::predict(g, &reg.templates, &gemm, Dtype::Fp32, Timing::Op).unwrap();
+    let in_step = kernel::predict(g, &reg.templates, &gemm, Dtype::Fp32, Timing::Kernel).unwrap();
+    assert!(in_loop.clock_mhz > in_step.clock_mhz && in_loop.kernel_ms < in_step.kernel_ms, "{in_loop:?} vs {in_step:?}");
+    // A GPU that holds boost under load (V100 PCIe) is unchanged.
+    let v = reg.gpu("v100-pcie-32gb").unwrap();
+    let a = kernel::predict(v, &reg.templates, &gemm, Dtype::Fp32, Timing::Op).unwrap();
+    let b = kernel::predict(v, &reg.templates, &gemm, Dtype::Fp32, Timing::Kernel).unwrap();
+    assert_eq!(a.kernel_ms, b.kernel_ms);
+}
+
+#[test]
 fn every_profile_peak_matches_its_isa_rates() {
     // ISA per-SM rates × SMs × boost clock reproduce the vendor's peak: within 12% for
     // FP32; for tensor peaks, which Hopper/Blackwell boards quote at a lower tensor clock

@@ -28,6 +28,17 @@ pub struct Gpu {
 }
 
 impl Gpu {
+    /// The same GPU busy only a fraction `duty` (0..=1) of the time, as a loop of calls
+    /// with host gaps keeps it: the power limit, which holds an average over many
+    /// kernels, then allows 1/duty of the dynamic power while a kernel runs.
+    pub fn with_duty(&self, duty: f64) -> Gpu {
+        let mut g = self.clone();
+        let idle = g.isa.power.idle_fraction;
+        let p = &mut g.profile.power;
+        p.tdp_w = p.tdp_w * idle + p.tdp_w * (1.0 - idle) / duty.clamp(1e-3, 1.0);
+        g
+    }
+
     pub fn key(&self) -> &str {
         &self.profile.key
     }
