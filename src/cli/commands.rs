@@ -293,11 +293,24 @@ pub fn fit(mut reg: Registry, traces: Option<PathBuf>, write: Option<PathBuf>, s
     let samples = fit::samples(&reg, &files, fit::is_fit_line);
     eprintln!("fitting on {} fit rows from {}", samples.len(), dir.display());
     let report = fit::fit(&mut reg, &samples, sweeps);
-    let mut t = Table::new(&["scope", "parameter", "value", "fit_rows", "median_abs_ln_error"]);
+    let mut t = Table::new(&["scope", "parameter", "value", "fit_rows", "median_abs_ln_error", "at_bound"]);
+    let mut on_bound = vec![];
     for ((scope, name), (v, rows, obj)) in &report.values {
-        t.push(vec![text(scope), text(name), num(*v), Value::from(*rows), num(*obj)]);
+        // Only a value the rows fitted (a pooled one, rows 0, copies fitted values).
+        let bound = if *rows > 0 { fit::at_bound(name, *v) } else { None };
+        if let Some(b) = bound {
+            on_bound.push(format!("{scope} {name} = {v:.4} ({b} bound)"));
+        }
+        t.push(vec![text(scope), text(name), num(*v), Value::from(*rows), num(*obj), text(bound.unwrap_or(""))]);
     }
     let mut out = t.render(format);
+    if format == Format::Table && !on_bound.is_empty() {
+        out += &format!(
+            "\n{} fitted value(s) sit on a bound of their range, so the range, not the rows, decided them: {}\n",
+            on_bound.len(),
+            on_bound.join("; ")
+        );
+    }
     if let Some(repo) = write {
         let cmd = format!("phantom-gpu fit --traces {} --sweeps {sweeps} --write .", dir.display());
         for f in fit::write_back(&report, &repo, &cmd)? {

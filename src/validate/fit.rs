@@ -208,6 +208,19 @@ pub const HOST_PARAMS: &[Param] = &[
     Param { name: "op_extra_us.linear", lo: 0.01, hi: 100.0, rows: |s| small_call(s, "gemm") && matches!(s.op, Op::Gemm { bias: true, .. }) },
 ];
 
+/// The bound of its range a fitted value sits on (within 0.5%), if any: there the range,
+/// not the rows, decided it, and the value says more about the range than the physics.
+pub fn at_bound(name: &str, v: f64) -> Option<&'static str> {
+    let p = ARCH_PARAMS.iter().chain(HOST_PARAMS).chain(KERNEL_PARAMS).find(|p| p.name == name)?;
+    if v <= p.lo * 1.005 {
+        Some("lower")
+    } else if v >= p.hi / 1.005 {
+        Some("upper")
+    } else {
+        None
+    }
+}
+
 /// Library kernel parameters (one value for every GPU: a property of the kernel's code):
 /// the dependent instruction chain per loop iteration of row-wise kernels (vLLM's scalar,
 /// block-per-token kernels; PyTorch's Welford LayerNorm), fitted on kernel-timed rows big enough that the per-iteration latency, not a
@@ -688,4 +701,20 @@ pub fn write_back(report: &FitReport, repo: &std::path::Path, command: &str) -> 
         written.push(path.display().to_string());
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::at_bound;
+
+    #[test]
+    fn a_value_on_its_range_bound_is_flagged() {
+        assert_eq!(at_bound("cta_overhead_cycles", 100.0459), Some("lower"));
+        assert_eq!(at_bound("cta_overhead_cycles", 5000.0), None);
+        assert_eq!(at_bound("winograd_issue", 0.9999), Some("upper"));
+        assert_eq!(at_bound("eager_op_us", 27.2), None);
+        assert_eq!(at_bound("dependent_cycles.rmsnorm", 1.0007), Some("lower"));
+        // Collective rates have no range in these lists.
+        assert_eq!(at_bound("channel_gbs", 1.0), None);
+    }
 }
