@@ -119,14 +119,15 @@ fn grown(op: &Op, factor: u64) -> Op {
 /// flight can outgrow the L2 that a second pass re-reads.)
 fn bigger(gpu: &Gpu, bandwidth: f64, extra_sms: u32) -> Gpu {
     let mut g = gpu.clone();
-    let scale = (g.profile.compute.sm_count + extra_sms) as f64 / g.profile.compute.sm_count as f64;
-    g.profile.power.tdp_w *= scale;
-    g.profile.memory.l2_mib *= scale;
-    g.profile.memory.dram_bandwidth_gbs *= bandwidth;
-    if let Some(m) = g.profile.memory.dram_bandwidth_measured_gbs.as_mut() {
+    let p = std::sync::Arc::make_mut(&mut g.profile);
+    let scale = (p.compute.sm_count + extra_sms) as f64 / p.compute.sm_count as f64;
+    p.power.tdp_w *= scale;
+    p.memory.l2_mib *= scale;
+    p.memory.dram_bandwidth_gbs *= bandwidth;
+    if let Some(m) = p.memory.dram_bandwidth_measured_gbs.as_mut() {
         *m *= bandwidth;
     }
-    g.profile.compute.sm_count += extra_sms;
+    p.compute.sm_count += extra_sms;
     g
 }
 

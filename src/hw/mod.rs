@@ -22,21 +22,20 @@ mod embedded {
 /// A GPU ready to simulate: its facts, its architecture, its chip's rates.
 #[derive(Debug, Clone)]
 pub struct Gpu {
-    pub profile: GpuProfile,
+    pub profile: Arc<GpuProfile>,
     pub isa: Arc<Isa>,
-    pub rates: ChipRates,
+    pub rates: Arc<ChipRates>,
+    /// Fraction of the time the GPU is busy (1 for kernels run back to back): the board's
+    /// power limit holds an average over many kernels, so a GPU idle between calls may draw
+    /// 1/duty of its sustained dynamic power while a kernel runs (`sim::clock`).
+    pub duty: f64,
 }
 
 impl Gpu {
     /// The same GPU busy only a fraction `duty` (0..=1) of the time, as a loop of calls
-    /// with host gaps keeps it: the power limit, which holds an average over many
-    /// kernels, then allows 1/duty of the dynamic power while a kernel runs.
+    /// with host gaps keeps it.
     pub fn with_duty(&self, duty: f64) -> Gpu {
-        let mut g = self.clone();
-        let idle = g.isa.power.idle_fraction;
-        let p = &mut g.profile.power;
-        p.tdp_w = p.tdp_w * idle + p.tdp_w * (1.0 - idle) / duty.clamp(1e-3, 1.0);
-        g
+        Gpu { duty: duty.clamp(1e-3, 1.0), ..self.clone() }
     }
 
     pub fn key(&self) -> &str {
@@ -209,7 +208,7 @@ impl Registry {
         for a in p.aliases.iter().chain(p.device_names.iter()) {
             self.aliases.insert(normalize(a), key.clone());
         }
-        self.gpus.insert(key, Gpu { profile: p, isa, rates });
+        self.gpus.insert(key, Gpu { profile: Arc::new(p), isa, rates: Arc::new(rates), duty: 1.0 });
         Ok(())
     }
 

@@ -40,7 +40,7 @@ pub fn sustained_mhz(gpu: &Gpu, activity: Activity, utilization: f64) -> f64 {
         Activity::Ffma => p.ffma_pj_per_flop * 1e-12 * gpu.rates.ffma_flop_per_clk * gpu.sms() * hz * u,
         Activity::Memory => return boost,
     };
-    let budget = gpu.profile.power.tdp_w * (1.0 - p.idle_fraction);
+    let budget = gpu.profile.power.tdp_w * (1.0 - p.idle_fraction) / gpu.duty;
     if watts_at_boost <= budget {
         return boost;
     }
