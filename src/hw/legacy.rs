@@ -164,7 +164,7 @@ pub fn convert(path: &str, text: &str, reg: &Registry) -> Result<(Vec<GpuProfile
         let l2 = need(num(t, "memory.l2_cache_mb").or(base_mem.as_ref().map(|m| m.l2_mib)), "memory.l2_cache_mb")?;
         // Per-SM storage limits: from the base GPU, else the architecture's defaults via
         // any built-in GPU of the same chip.
-        let sibling = reg.gpus().find(|g| g.profile.architecture == arch && g.profile.chip == chip).map(|g| (*g.profile).clone());
+        let sibling = reg.gpus().find(|g| g.profile.architecture == arch && g.profile.chip == chip).map(|g| g.profile.as_ref().clone());
         let limits = base.clone().or(sibling).ok_or_else(|| here(format!("no built-in {arch} GPU to take per-SM limits from; give based_on")))?;
         let mut p = base.clone().unwrap_or_else(|| limits.clone());
         let key = super::normalize(name);

@@ -156,10 +156,8 @@ pub fn predict_on(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, ctx: 
         }
     };
     if host_ms > 0.0 && est.clock_mhz < gpu.profile.compute.boost_clock_mhz {
-        // A call repeated in a loop leaves the GPU idle while the host prepares the next
-        // one, and the board's power limit holds the power averaged over many calls: a
-        // kernel busy for a fraction `duty` of the loop may draw 1/duty of the sustained
-        // budget while it runs, so its clock rises toward boost.
+        // A call repeated in a loop idles the GPU while the host prepares the next one:
+        // the kernel runs at the clock its duty cycle allows (`Gpu::duty`).
         let duty = est.kernel_ms / (est.kernel_ms + host_ms);
         est = estimate_on(&gpu.with_duty(duty), templates, op, dtype, ctx.l2_warm, node_type)?;
     }
