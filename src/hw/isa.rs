@@ -113,8 +113,10 @@ pub struct Efficiency {
     pub kernel_floor_us: f64,
     /// Resident warps per SM a main loop needs to keep the math pipes issuing.
     pub warps_for_peak: f64,
-    /// Share of an implicit-GEMM convolution main loop's issue slots left to the math (the
-    /// rest computes im2col addresses and boundary predicates).
+    /// An implicit-GEMM convolution main loop's math issue relative to the GEMM kernels'
+    /// (`ffma_issue`, `tensor_issue`): below 1 where im2col addresses and boundary
+    /// predicates take issue slots, above 1 (up to 1.5) where cuDNN's kernels sustain more
+    /// than cuBLAS's on that architecture (T4 and V100 in the NeuSight traces).
     pub conv_issue: f64,
     /// Fraction of the streaming DRAM bandwidth a GEMM's main loop reaches when DRAM
     /// decides its time (a skinny GEMM streaming its weight once, as in LLM decode): its

@@ -43,7 +43,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
         }
         let m = algo.winograd_m as u64;
         let alpha = m + r - 1;
-        let tiles = n * p.div_ceil(m) * q.div_ceil(m);
+        let tiles = padded_tiles(n, p.div_ceil(m), q.div_ceil(m), &algo.cta_tiles);
         let issue = eff.winograd_issue;
         // A transform pass streams one tensor in and one out, like a copy.
         let pass = |numel: u64| memory_bound::estimate(gpu, templates, &Op::Elementwise { func: "copy".into(), numel, inputs: 1 }, dtype, l2_warm);
@@ -89,9 +89,38 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
     Ok(e)
 }
 
+/// The output tiles a fused Winograd kernel computes for `n` images of `rows × cols`
+/// tiles: whole CTA blocks (`ConvAlgo::cta_tiles`) of the variant that wastes least.
+fn padded_tiles(n: u64, rows: u64, cols: u64, blocks: &[[u32; 3]]) -> u64 {
+    blocks
+        .iter()
+        .map(|&[bn, br, bc]| {
+            let (bn, br, bc) = (bn as u64, br as u64, bc as u64);
+            n.div_ceil(bn) * rows.div_ceil(br) * cols.div_ceil(bc) * bn * br * bc
+        })
+        .min()
+        .unwrap_or(n * rows * cols)
+}
+
 /// Appends a transform kernel, launched after `e`, to the call's estimate.
 fn then(e: &mut KernelEstimate, pass: KernelEstimate) {
     e.kernel_ms += pass.kernel_ms;
     e.bytes += pass.bytes;
     e.launches += 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::padded_tiles;
+
+    #[test]
+    fn winograd_ctas_cover_whole_blocks_of_the_variant_that_wastes_least() {
+        // A 5×5 output is 3×3 F(2×2) tiles: one 1×4×8 block (32 tiles) per image.
+        assert_eq!(padded_tiles(1, 3, 3, &[[1, 4, 8]]), 32);
+        assert_eq!(padded_tiles(4, 3, 3, &[[1, 4, 8]]), 128);
+        // Four such images fit one 4×4×2 block per two tile columns: 64 tiles, not 128.
+        assert_eq!(padded_tiles(4, 3, 3, &[[1, 4, 8], [4, 4, 2]]), 64);
+        // Without variants the tiles pack with no waste.
+        assert_eq!(padded_tiles(4, 3, 3, &[]), 36);
+    }
 }

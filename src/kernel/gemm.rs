@@ -345,8 +345,13 @@ fn splits_for(p: &GemmProblem, tile: &GemmTile, sms: u64) -> Vec<u64> {
     splits
 }
 
-pub fn estimate(gpu: &Gpu, templates: &Templates, p: GemmProblem, l2_warm: bool) -> Result<KernelEstimate> {
+pub fn estimate(gpu: &Gpu, templates: &Templates, mut p: GemmProblem, l2_warm: bool) -> Result<KernelEstimate> {
     let (path, rate) = math_rate(gpu, p.dtype)?;
+    // A kernel may issue better than the GEMM kernels `rate` describes (`conv_issue`
+    // above 1), never faster than the pipe's peak.
+    let eff = &gpu.isa.efficiency;
+    let issue = if path == MathPath::Tensor { eff.tensor_issue } else { eff.ffma_issue };
+    p.issue_share = p.issue_share.min(1.0 / issue.max(1e-9));
     let tiles = tiles_for(templates, gpu, &p, path);
     if tiles.is_empty() {
         return Err(Error::Unsupported {

@@ -98,6 +98,12 @@ pub struct ConvAlgo {
     /// in issue slots instead.
     #[serde(default)]
     pub fused: bool,
+    /// Fused Winograd: the blocks of output tiles one CTA covers, as [images, tile rows,
+    /// tile columns], one per kernel variant the library ships. A CTA computes its whole
+    /// block even where the block overhangs the image, so small images waste work; the
+    /// library runs the variant that wastes least. Empty = tiles packed with no waste.
+    #[serde(default)]
+    pub cta_tiles: Vec<[u32; 3]>,
     #[serde(default)]
     pub source: String,
 }
