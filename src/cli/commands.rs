@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::hw::{Gpu, Registry};
+use crate::kernel::conv::Family;
 use crate::kernel::{self, Dtype, Op, Timing};
 use crate::report::{num, text, Format, Table};
 use crate::trace::canonical::{tag, TraceFile, TraceKind};
@@ -334,6 +335,8 @@ pub fn validate(reg: &Registry, o: &ValidateOptions, format: Format) -> Result<S
     let mut samples = vec![];
     let mut baseline_samples: BTreeMap<(GroupKey, String), Vec<f64>> = BTreeMap::new();
     let mut tile_hits: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    // (algorithm cuDNN ran, algorithm the model picked) → convolution rows.
+    let mut algo_confusion: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
     let mut fit_rows = 0usize;
     // (gpu, file index, row index) of every scored row, for the leave-one-GPU-out pass.
@@ -385,6 +388,20 @@ pub fn validate(reg: &Registry, o: &ValidateOptions, format: Format) -> Result<S
                     if kernel_family(name) == chosen {
                         e.0 += 1;
                     }
+                }
+            }
+            if o.tiles && k.op == "conv2d" {
+                // cuDNN's benchmark mode ran the fastest algorithm: does the model pick it?
+                let launches = tag(k.tags, "n_kernels").and_then(|n| n.trim().parse().ok()).unwrap_or(1);
+                let measured = tag(k.tags, "kernel").and_then(|name| Family::of_kernel(name.trim(), launches));
+                let chosen = r.tile.as_deref().and_then(|t| Family::of_tile(&reg.templates, t));
+                if let (Some(measured), Some(chosen)) = (measured, chosen) {
+                    let e = tile_hits.entry(format!("{}|conv2d algorithm", k.gpu)).or_default();
+                    e.1 += 1;
+                    if measured == chosen {
+                        e.0 += 1;
+                    }
+                    *algo_confusion.entry((measured.name(), chosen.name())).or_default() += 1;
                 }
             }
             scored.push((key.clone(), fi, orig, m));
@@ -455,6 +472,14 @@ pub fn validate(reg: &Registry, o: &ValidateOptions, format: Format) -> Result<S
                 tt.push(vec![text(k), Value::from(*n), Value::from(*hit), num(*hit as f64 / *n as f64 * 100.0)]);
             }
             out += &tt.render(Format::Table);
+            if !algo_confusion.is_empty() {
+                out += "\nConvolution algorithm: cuDNN's pick (benchmark mode) vs the model's, every GPU:\n";
+                let mut ct = Table::new(&["cudnn", "model", "rows"]);
+                for ((measured, chosen), n) in &algo_confusion {
+                    ct.push(vec![text(*measured), text(*chosen), Value::from(*n)]);
+                }
+                out += &ct.render(Format::Table);
+            }
         }
     }
     Ok(out)

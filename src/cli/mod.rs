@@ -189,7 +189,8 @@ pub enum Command {
         /// Refit the fitted parameters without each GPU in turn and score that GPU.
         #[arg(long)]
         leave_one_gpu_out: bool,
-        /// Also report the tile selector's agreement with the kernel names in the traces.
+        /// Also report the tile selector's agreement with the kernel names in the traces (cuBLAS
+        /// tiles for GEMMs, cuDNN algorithms for convolutions).
         #[arg(long)]
         tiles: bool,
         /// Also score the fit rows (one row in ten), which the fitted parameters saw.

@@ -7,6 +7,7 @@ use super::memory_bound;
 use super::op::conv_out;
 use super::{Dtype, KernelEstimate, Op};
 use crate::error::{Error, Result};
+use super::templates::ConvAlgo;
 use crate::hw::{Gpu, Templates};
 
 pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm: bool) -> Result<KernelEstimate> {
@@ -89,6 +90,64 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
     Ok(e)
 }
 
+/// cuDNN's forward algorithm families, as the model groups its templates: for reporting
+/// how often the model picks the algorithm cuDNN's benchmark mode picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Family {
+    ImplicitGemm,
+    WinogradFused,
+    WinogradNonfused,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::ImplicitGemm => "implicit_gemm",
+            Family::WinogradFused => "winograd_fused",
+            Family::WinogradNonfused => "winograd_nonfused",
+        }
+    }
+
+    /// The family of a template in `kernels/conv.toml`; `None` for ones the model does not
+    /// time (FFT).
+    pub fn of(algo: &ConvAlgo) -> Option<Family> {
+        match (algo.algo.as_str(), algo.fused) {
+            ("implicit_gemm", _) => Some(Family::ImplicitGemm),
+            ("winograd", true) => Some(Family::WinogradFused),
+            ("winograd", false) => Some(Family::WinogradNonfused),
+            _ => None,
+        }
+    }
+
+    /// The family of the algorithm a prediction chose, from its `tile` label
+    /// (`<algorithm>:<GEMM tile>`).
+    pub fn of_tile(templates: &Templates, tile: &str) -> Option<Family> {
+        if tile.starts_with("implicit_gemm:") {
+            return Some(Family::ImplicitGemm);
+        }
+        // Template names may hold ':' themselves.
+        templates.conv.algo.iter().find(|a| tile.strip_prefix(a.name.as_str()).is_some_and(|rest| rest.starts_with(':'))).and_then(Family::of)
+    }
+
+    /// The family of the main kernel a trace recorded for one cuDNN call (its `kernel=` and
+    /// `n_kernels=` tags), by the naming rules in the header of `kernels/conv.toml`;
+    /// `None` for algorithms the model does not time (FFT, explicit GEMM) or names it does
+    /// not know.
+    pub fn of_kernel(kernel: &str, launches: u32) -> Option<Family> {
+        if kernel.contains("winograd") {
+            Some(Family::WinogradFused)
+        } else if kernel.contains("gcgemm") || kernel.contains("fft") || kernel.contains("explicit_convolve") {
+            None
+        } else if kernel.contains("scudnn") || kernel.contains("implicit_convolve") || kernel.contains("precomputed_convolve") || kernel.contains("fprop") {
+            Some(Family::ImplicitGemm)
+        } else if kernel.contains("_sgemm_") && launches == 4 {
+            Some(Family::WinogradNonfused)
+        } else {
+            None
+        }
+    }
+}
+
 /// The output tiles a fused Winograd kernel computes for `n` images of `rows × cols`
 /// tiles: whole CTA blocks (`ConvAlgo::cta_tiles`) of the variant that wastes least.
 fn padded_tiles(n: u64, rows: u64, cols: u64, blocks: &[[u32; 3]]) -> u64 {
@@ -111,7 +170,19 @@ fn then(e: &mut KernelEstimate, pass: KernelEstimate) {
 
 #[cfg(test)]
 mod tests {
-    use super::padded_tiles;
+    use super::{padded_tiles, Family};
+
+    #[test]
+    fn trace_kernel_names_name_their_cudnn_algorithm() {
+        let f = |name, launches| Family::of_kernel(name, launches);
+        assert_eq!(f("cudnn_infer_volta_scudnn_winograd_128x128_ldg1_ldg4_relu_tile148t_nt_v1", 2), Some(Family::WinogradFused));
+        assert_eq!(f("cudnn_infer_ampere_scudnn_128x64_relu_xregs_large_nn_v1", 2), Some(Family::ImplicitGemm));
+        assert_eq!(f("implicit_convolve_sgemm", 1), Some(Family::ImplicitGemm));
+        assert_eq!(f("volta_sgemm_64x64_nn", 4), Some(Family::WinogradNonfused));
+        // An SGEMM with two launches is explicit GEMM (im2col), which the model does not time.
+        assert_eq!(f("maxwell_sgemm_32x128_nn", 2), None);
+        assert_eq!(f("ampere_gcgemm_64x64_nt", 4), None);
+    }
 
     #[test]
     fn winograd_ctas_cover_whole_blocks_of_the_variant_that_wastes_least() {
