@@ -87,7 +87,8 @@ fn accuracy_does_not_regress() {
 
 /// cuDNN's benchmark mode ran the fastest algorithm; the model picks by its own times, so
 /// agreeing with cuDNN is evidence that each algorithm is timed right relative to the
-/// others (about half the calls before Winograd CTAs covered whole blocks of tiles).
+/// others (about half the calls before Winograd CTAs covered whole blocks of tiles and
+/// implicit GEMM took cuDNN's 128-pixel CTAs; 70% after).
 #[test]
 fn the_model_picks_the_convolution_algorithm_cudnn_picked() {
     use phantom_gpu::kernel::conv::Family;
@@ -113,7 +114,7 @@ fn the_model_picks_the_convolution_algorithm_cudnn_picked() {
     let pct = agree as f64 / rows as f64 * 100.0;
     eprintln!("conv2d algorithm agreement: {agree}/{rows} = {pct:.1}%");
     assert!(rows > 20_000, "only {rows} convolution rows with a known algorithm");
-    assert!(pct >= 62.0, "conv2d algorithm agreement {pct:.1}% < 62%");
+    assert!(pct >= 66.0, "conv2d algorithm agreement {pct:.1}% < 66%");
 }
 
 #[test]

@@ -47,6 +47,10 @@ pub struct GemmProblem {
     /// the tiles recorded for batched calls (`batched_archs`); false for a library kernel
     /// that batches its own way (cuDNN's fused Winograd, batched over the transform points).
     pub cublas_batched: bool,
+    /// Only tiles this tall along M, without in-CTA k-slicing (a library kernel family of
+    /// fixed CTA height: cuDNN's implicit-GEMM convolutions take 128 output pixels per
+    /// CTA); 0 = any tile.
+    pub cta_m: u32,
 }
 
 /// Weights per fp16 scale of weight-only formats (GPTQ and AWQ's default group size).
@@ -59,7 +63,7 @@ pub const DEQUANT_OPS_PER_WEIGHT: f64 = 1.5;
 
 impl GemmProblem {
     pub fn new(b: u64, m: u64, n: u64, k: u64, bias: bool, dtype: Dtype) -> GemmProblem {
-        GemmProblem { b, m, n, k, bias, dtype, issue_share: 1.0, b_bytes: dtype.bytes(), dequant_ops: 0.0, bm_along_n: true, split_k: true, cublas_batched: true }
+        GemmProblem { b, m, n, k, bias, dtype, issue_share: 1.0, b_bytes: dtype.bytes(), dequant_ops: 0.0, bm_along_n: true, split_k: true, cublas_batched: true, cta_m: 0 }
     }
 
     /// A weight-only quantised GEMM: fp16 (or `dtype`) activations times a `bits`-bit
@@ -295,7 +299,13 @@ fn time_tile(gpu: &Gpu, p: &GemmProblem, tile: &GemmTile, split: u64, rate: f64,
 
 /// The tiles the library would weigh for this problem.
 fn tiles_for<'a>(templates: &'a Templates, gpu: &Gpu, p: &GemmProblem, path: MathPath) -> Vec<&'a GemmTile> {
-    candidates(templates, gpu, p.dtype, path, p.b > 1 && p.cublas_batched, p.dequant_ops > 0.0)
+    let all = candidates(templates, gpu, p.dtype, path, p.b > 1 && p.cublas_batched, p.dequant_ops > 0.0);
+    if p.cta_m == 0 {
+        return all;
+    }
+    // The family's own tiles where the architecture ships tiles of that height; else any.
+    let tall: Vec<_> = all.iter().copied().filter(|t| t.bm == p.cta_m && t.k_sliced <= 1).collect();
+    if tall.is_empty() { all } else { tall }
 }
 
 /// One (tile, split-k) launch timed at the sustained clock its grid allows (the power

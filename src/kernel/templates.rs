@@ -104,6 +104,11 @@ pub struct ConvAlgo {
     /// library runs the variant that wastes least. Empty = tiles packed with no waste.
     #[serde(default)]
     pub cta_tiles: Vec<[u32; 3]>,
+    /// Implicit GEMM: the output pixels (GEMM rows) one CTA computes, from the kernel
+    /// names (`scudnn_128x64`: 128 pixels × 64 filters); its kernels are not k-sliced.
+    /// 0 = any GEMM tile.
+    #[serde(default)]
+    pub cta_m: u32,
     #[serde(default)]
     pub source: String,
 }

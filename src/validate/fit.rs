@@ -716,7 +716,7 @@ mod tests {
     fn a_value_on_its_range_bound_is_flagged() {
         assert_eq!(at_bound("cta_overhead_cycles", 100.0459), Some("lower"));
         assert_eq!(at_bound("cta_overhead_cycles", 5000.0), None);
-        assert_eq!(at_bound("winograd_issue", 1.4953), Some("upper"));
+        assert_eq!(at_bound("conv_issue", 1.4997), Some("upper"));
         assert_eq!(at_bound("eager_op_us", 27.2), None);
         assert_eq!(at_bound("dependent_cycles.rmsnorm", 1.0007), Some("lower"));
         // Collective rates have no range in these lists.
