@@ -5,9 +5,9 @@
 use super::gemm::{self, GemmProblem};
 use super::memory_bound;
 use super::op::conv_out;
+use super::templates::ConvAlgo;
 use super::{Dtype, KernelEstimate, Op};
 use crate::error::{Error, Result};
-use super::templates::ConvAlgo;
 use crate::hw::{Gpu, Templates};
 
 pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm: bool) -> Result<KernelEstimate> {
@@ -29,10 +29,9 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
         }
     };
     // Implicit GEMM is always available. cuDNN's forward kernels never split k (every conv
-    // kernel in the NeuSight traces is one grid over output pixels × filters), so a deep
-    // reduction over few pixels runs serially in few CTAs.
-    // Its kernels take a fixed number of output pixels per CTA (`ConvAlgo::cta_m`), so a
-    // few pixels with many filters and channels run on few, long CTAs.
+    // kernel in the NeuSight traces is one grid over output pixels × filters) and take a
+    // fixed number of output pixels per CTA (`ConvAlgo::cta_m`), so a deep reduction over
+    // few pixels runs serially in few, long CTAs.
     let cta_m = algos.iter().filter(|a| a.algo == "implicit_gemm").map(|a| a.cta_m).find(|&m| m > 0).unwrap_or(0);
     let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: eff.conv_issue, bm_along_n: false, split_k: false, cta_m, ..GemmProblem::new(1, n * p * q, k, c * r * s, false, dtype) }, l2_warm)?;
     // The im2col gather re-reads each input pixel r·s times, mostly from L1/L2.
