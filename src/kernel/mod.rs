@@ -148,18 +148,21 @@ pub fn predict_in(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, ctx: 
 pub fn predict_on(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, ctx: Context, node_type: Option<&str>) -> Result<Prediction> {
     let timing = ctx.timing;
     let mut est = estimate_on(gpu, templates, op, dtype, ctx.l2_warm, node_type)?;
-    let host_ms = match timing {
+    let host = |est: &KernelEstimate| match timing {
         Timing::Kernel => 0.0,
         Timing::Op => {
             let l = &templates.launch;
             (l.host_us(&gpu.profile.vendor, host_call_kind(op)) + (est.launches.saturating_sub(1)) as f64 * l.extra_launch_us) / 1000.0
         }
     };
+    let mut host_ms = host(&est);
     if host_ms > 0.0 && est.clock_mhz < gpu.profile.compute.boost_clock_mhz {
         // A call repeated in a loop idles the GPU while the host prepares the next one:
-        // the kernel runs at the clock its duty cycle allows (`Gpu::duty`).
+        // the kernel runs at the clock its duty cycle allows (`Gpu::duty`). At that clock
+        // the library may pick another kernel, with another launch count.
         let duty = est.kernel_ms / (est.kernel_ms + host_ms);
         est = estimate_on(&gpu.with_duty(duty), templates, op, dtype, ctx.l2_warm, node_type)?;
+        host_ms = host(&est);
     }
     let predicted_ms = est.kernel_ms + host_ms;
     let secs = est.kernel_ms / 1000.0;
