@@ -199,6 +199,33 @@ fn host_gaps_let_a_power_limited_gpu_clock_higher() {
 }
 
 #[test]
+fn an_eager_call_pays_host_cost_for_the_launches_it_makes() {
+    // Regression: the duty-cycle re-estimate may pick another algorithm (a one-kernel
+    // implicit GEMM instead of a two-kernel Winograd) and the host cost followed the first
+    // estimate's launch count.
+    let reg = reg();
+    let l = &reg.templates.launch;
+    let mut checked = 0;
+    for gpu in ["t4", "p4"] {
+        let g = reg.gpu(gpu).unwrap();
+        for n in [1, 4, 16, 64] {
+            for c in [3, 32, 256, 1024] {
+                for hw in [5, 9, 14, 28, 56] {
+                    for k in [16, 128, 1024] {
+                        let op = Op::Conv2d { n, c, h: hw, w: hw, k, r: 3, s: 3, stride: 1, pad: 1 };
+                        let p = kernel::predict(g, &reg.templates, &op, Dtype::Fp32, Timing::Op).unwrap();
+                        let expected = (l.host_us(&g.profile.vendor, "conv2d") + (p.launches - 1) as f64 * l.extra_launch_us) / 1000.0;
+                        assert!((p.host_ms - expected).abs() < 1e-12, "{gpu} {op:?}: host {} ms for {} launches, expected {expected}", p.host_ms, p.launches);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 480);
+}
+
+#[test]
 fn every_profile_peak_matches_its_isa_rates() {
     // ISA per-SM rates × SMs × boost clock reproduce the vendor's peak: within 12% for
     // FP32; for tensor peaks, which Hopper/Blackwell boards quote at a lower tensor clock
