@@ -91,8 +91,6 @@ fn accuracy_does_not_regress() {
 /// implicit GEMM took cuDNN's 128-pixel CTAs; 70% after).
 #[test]
 fn the_model_picks_the_convolution_algorithm_cudnn_picked() {
-    use phantom_gpu::kernel::conv::Family;
-    use phantom_gpu::trace::canonical::tag;
     let Some(dir) = traces() else { return };
     let reg = Registry::builtin().unwrap();
     let (mut rows, mut agree) = (0usize, 0usize);
@@ -102,10 +100,7 @@ fn the_model_picks_the_convolution_algorithm_cudnn_picked() {
             if k.op != "conv2d" {
                 continue;
             }
-            let launches = tag(k.tags, "n_kernels").and_then(|n| n.parse().ok()).unwrap_or(1);
-            let cudnn = tag(k.tags, "kernel").and_then(|name| Family::of_kernel(name, launches));
-            let model = r.tile.as_deref().and_then(|t| Family::of_tile(&reg.templates, t));
-            if let (Some(cudnn), Some(model)) = (cudnn, model) {
+            if let Some((cudnn, model)) = validate::replay::conv_algorithms(&reg, k.tags, r.tile.as_deref()) {
                 rows += 1;
                 agree += usize::from(cudnn == model);
             }

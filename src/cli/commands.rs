@@ -2,7 +2,6 @@
 
 use crate::error::{Error, Result};
 use crate::hw::{Gpu, Registry};
-use crate::kernel::conv::Family;
 use crate::kernel::{self, Dtype, Op, Timing};
 use crate::report::{num, text, Format, Table};
 use crate::trace::canonical::{tag, TraceFile, TraceKind};
@@ -392,10 +391,7 @@ pub fn validate(reg: &Registry, o: &ValidateOptions, format: Format) -> Result<S
             }
             if o.tiles && k.op == "conv2d" {
                 // cuDNN's benchmark mode ran the fastest algorithm: does the model pick it?
-                let launches = tag(k.tags, "n_kernels").and_then(|n| n.trim().parse().ok()).unwrap_or(1);
-                let measured = tag(k.tags, "kernel").and_then(|name| Family::of_kernel(name.trim(), launches));
-                let chosen = r.tile.as_deref().and_then(|t| Family::of_tile(&reg.templates, t));
-                if let (Some(measured), Some(chosen)) = (measured, chosen) {
+                if let Some((measured, chosen)) = validate::replay::conv_algorithms(reg, k.tags, r.tile.as_deref()) {
                     let e = tile_hits.entry(format!("{}|conv2d algorithm", k.gpu)).or_default();
                     e.1 += 1;
                     if measured == chosen {

@@ -53,8 +53,8 @@ pub struct Sample {
     pub spec_dram: bool,
     /// The GPU's L2 size in bytes.
     pub l2_bytes: f64,
-    /// The GPU's peak FFMA rate at boost, FLOP/s.
-    pub ffma_flops: f64,
+    /// The GPU's peak fp32 rate at boost, FLOP/s.
+    pub fp32_flops: f64,
 }
 
 /// Parses the rows of kernel traces that `keep(line)` selects and whose GPU is known.
@@ -85,7 +85,7 @@ pub fn samples(reg: &Registry, files: &[TraceFile], keep: impl Fn(usize) -> bool
                 node_type: crate::trace::canonical::tag(r.tags, "node_type").map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
                 spec_dram: gpu.profile.memory.dram_bandwidth_measured_gbs.is_none(),
                 l2_bytes: gpu.profile.memory.l2_mib * 1048576.0,
-                ffma_flops: gpu.rates.ffma_flop_per_clk * gpu.sms() * gpu.profile.compute.boost_clock_mhz * 1e6,
+                fp32_flops: super::kineto::peak_flops(gpu, Dtype::Fp32),
             });
         }
     }
@@ -186,9 +186,9 @@ fn small_call(s: &Sample, op: &str) -> bool {
     match s.op {
         Op::Gemm { bias: true, .. } => s.op.flops() < 1e8,
         Op::Gemm { .. } => s.op.flops() < 2e7,
-        // Under 20 µs of the GPU's peak FFMA work: the same rows on every GPU would be
+        // Under 20 µs of the GPU's peak fp32 work: the same rows on every GPU would be
         // host-bound on a fast one and not on a slow one.
-        Op::Conv2d { .. } => s.op.flops() < 20e-6 * s.ffma_flops,
+        Op::Conv2d { .. } => s.op.flops() < 20e-6 * s.fp32_flops,
         _ => crate::kernel::memory_bound::traffic(&s.op, s.dtype).elems < 262144.0,
     }
 }

@@ -78,3 +78,13 @@ pub fn replay_kernels(
         .collect();
     chunks.into_iter().flatten().collect()
 }
+
+/// For a convolution row: the cuDNN algorithm family its `kernel=`/`n_kernels=` tags
+/// record and the one the prediction (`tile`) chose, when both are known.
+pub fn conv_algorithms(reg: &Registry, tags: &str, tile: Option<&str>) -> Option<(kernel::conv::Family, kernel::conv::Family)> {
+    use crate::trace::canonical::tag;
+    use kernel::conv::Family;
+    let launches = tag(tags, "n_kernels").and_then(|n| n.trim().parse().ok()).unwrap_or(1);
+    let recorded = Family::of_kernel(tag(tags, "kernel")?.trim(), launches)?;
+    Some((recorded, Family::of_tile(&reg.templates, tile?)?))
+}
