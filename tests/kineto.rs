@@ -228,7 +228,7 @@ fn synthetic_trace_maps_ops_from_input_dims() {
                 assert_eq!(*dtype, Dtype::Fp32);
                 assert_eq!(*members, vec![0]);
                 assert_eq!(*source, Source::InputDims);
-                assert_eq!(*launch, Some(Launch { tile: "volta_sgemm_64x32_sliced1x4".into(), split: 1, tn: true }));
+                assert_eq!(*launch, Some(Launch { tile: "volta_sgemm_64x32_sliced1x4".into(), split: 1 }));
             }
             other => panic!("{other:?}"),
         }
@@ -284,7 +284,7 @@ fn split_k_reduction_is_its_own_kernel_on_the_recorded_gpu() {
         Work::Op { op, members, launch, .. } => {
             assert_eq!(*op, Op::Gemm { b: 1, m: 96, n: 512, k: 1024, bias: false });
             assert_eq!(*members, vec![0, 1]);
-            assert_eq!(*launch, Some(Launch { tile: "volta_sgemm_128x32".into(), split: 4, tn: false }));
+            assert_eq!(*launch, Some(Launch { tile: "volta_sgemm_128x32".into(), split: 4 }));
         }
         other => panic!("{other:?}"),
     }
@@ -300,7 +300,7 @@ fn split_k_reduction_is_its_own_kernel_on_the_recorded_gpu() {
     assert!(r.rows.iter().all(|x| x.basis == Basis::Shape), "{:?}", r.rows);
     let gemm = &r.categories[&Category::Gemm];
     assert_eq!((gemm.group_ape.len(), gemm.helper_ape.len()), (1, 1));
-    let launch = kreplay::gemm_launch_ms(v100, &reg.templates, &Op::Gemm { b: 1, m: 96, n: 512, k: 1024, bias: false }, Dtype::Fp32, &Launch { tile: "volta_sgemm_128x32".into(), split: 4, tn: false }).unwrap();
+    let launch = kreplay::gemm_launch_ms(v100, &reg.templates, &Op::Gemm { b: 1, m: 96, n: 512, k: 1024, bias: false }, Dtype::Fp32, "volta_sgemm_128x32", 4).unwrap();
     assert!((r.rows[0].predicted_ms.unwrap() - launch).abs() < 1e-12);
     // On another GPU the library picks anew: the model's pick covers the reduction.
     let a100 = reg.gpu("a100-sxm4-40gb").unwrap();

@@ -245,23 +245,23 @@ fn every_profile_peak_matches_its_isa_rates() {
 }
 
 #[test]
-fn an_nn_linear_runs_at_the_rate_of_cublas_tn_kernels() {
-    // An nn.Linear keeps its weight as [n, k]: cuBLAS runs its `_tn` SIMT kernels, whose
-    // rate the NeuSight traces time apart from bmm's `_nn` kernels (`tn_issue`).
+fn a_gemm_with_a_bias_runs_at_the_rate_of_the_addmm_kernels() {
+    // PyTorch runs a GEMM with a bias (nn.Linear) as addmm: cuBLAS kernels whose rate the
+    // NeuSight traces time apart from bmm's (`addmm_issue`).
     let reg = reg();
     let base = reg.gpu("a100-pcie-40gb").unwrap();
-    let with_tn = |v: f64| {
+    let with_addmm = |v: f64| {
         let mut g = base.clone();
-        std::sync::Arc::make_mut(&mut g.isa).efficiency.tn_issue = v;
+        std::sync::Arc::make_mut(&mut g.isa).efficiency.addmm_issue = v;
         g
     };
     let ms = |g: &phantom_gpu::hw::Gpu, op: &Op, dtype: Dtype| {
         kernel::predict_in(g, &reg.templates, op, dtype, Context { timing: Timing::Kernel, l2_warm: false }).unwrap().kernel_ms
     };
     let linear = Op::Gemm { b: 1, m: 4096, n: 4096, k: 4096, bias: true };
-    let (full, half) = (with_tn(1.0), with_tn(0.5));
+    let (full, half) = (with_addmm(1.0), with_addmm(0.5));
     let ratio = ms(&half, &linear, Dtype::Fp32) / ms(&full, &linear, Dtype::Fp32);
-    assert!(ratio > 1.8 && ratio < 2.05, "a math-bound Linear at half the tn rate takes {ratio}x");
+    assert!(ratio > 1.8 && ratio < 2.05, "a math-bound Linear at half the addmm rate takes {ratio}x");
     // bmm runs the `_nn` kernels, and tensor-core GEMMs are not the SIMT kernels.
     assert_eq!(ms(&half, &gemm(4096, 4096, 4096), Dtype::Fp32), ms(&full, &gemm(4096, 4096, 4096), Dtype::Fp32));
     assert_eq!(ms(&half, &linear, Dtype::Fp16), ms(&full, &linear, Dtype::Fp16));

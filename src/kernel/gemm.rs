@@ -51,10 +51,10 @@ pub struct GemmProblem {
     /// fixed CTA height: cuDNN's implicit-GEMM convolutions take 128 output pixels per
     /// CTA); 0 = any tile.
     pub cta_m: u32,
-    /// Whether both operands are k-contiguous (cuBLAS's `_tn` kernels): `nn.Linear`, which
-    /// keeps its weight as [n, k]. `new` sets it from `bias`, which in the canonical traces
-    /// marks an nn.Linear call (FORMAT.md); a profiler trace's kernel name says it outright.
-    pub tn: bool,
+    /// Whether PyTorch runs it as `addmm`, a GEMM with a bias (nn.Linear, GPT-2's Conv1D):
+    /// cuBLAS kernels whose rate the traces time apart from `torch.bmm`'s (`addmm_issue`).
+    /// `new` sets it from `bias`; library kernels of their own (Marlin) clear it.
+    pub addmm: bool,
 }
 
 /// Weights per fp16 scale of weight-only formats (GPTQ and AWQ's default group size).
@@ -67,7 +67,7 @@ pub const DEQUANT_OPS_PER_WEIGHT: f64 = 1.5;
 
 impl GemmProblem {
     pub fn new(b: u64, m: u64, n: u64, k: u64, bias: bool, dtype: Dtype) -> GemmProblem {
-        GemmProblem { b, m, n, k, bias, dtype, issue_share: 1.0, b_bytes: dtype.bytes(), dequant_ops: 0.0, bm_along_n: true, split_k: true, cublas_batched: true, cta_m: 0, tn: bias }
+        GemmProblem { b, m, n, k, bias, dtype, issue_share: 1.0, b_bytes: dtype.bytes(), dequant_ops: 0.0, bm_along_n: true, split_k: true, cublas_batched: true, cta_m: 0, addmm: bias }
     }
 
     /// A weight-only quantised GEMM: fp16 (or `dtype`) activations times a `bits`-bit
@@ -75,7 +75,7 @@ impl GemmProblem {
     pub fn weight_only(m: u64, n: u64, k: u64, bits: u64, bias: bool, dtype: Dtype) -> GemmProblem {
         // Marlin is not cuBLAS: it writes row-major C itself, its tile's first dimension
         // (thread_m_blocks × 16) runs along the tokens, m.
-        GemmProblem { b_bytes: bits as f64 / 8.0 + 2.0 / QUANT_GROUP, dequant_ops: DEQUANT_OPS_PER_WEIGHT, bm_along_n: false, ..GemmProblem::new(1, m, n, k, bias, dtype) }
+        GemmProblem { b_bytes: bits as f64 / 8.0 + 2.0 / QUANT_GROUP, dequant_ops: DEQUANT_OPS_PER_WEIGHT, bm_along_n: false, addmm: false, ..GemmProblem::new(1, m, n, k, bias, dtype) }
     }
 }
 
@@ -365,7 +365,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, mut p: GemmProblem, l2_warm: b
     // above 1), never faster than the pipe's peak.
     let eff = &gpu.isa.efficiency;
     let issue = if path == MathPath::Tensor { eff.tensor_issue } else { eff.ffma_issue };
-    p.issue_share = layout_issue(gpu, &p, path).min(1.0 / issue.max(1e-9));
+    p.issue_share = path_issue(gpu, &p, path).min(1.0 / issue.max(1e-9));
     let tiles = tiles_for(templates, gpu, &p, path);
     if tiles.is_empty() {
         return Err(Error::Unsupported {
@@ -427,11 +427,11 @@ pub fn vector_aligned(p: &GemmProblem) -> bool {
     [p.m, p.n, p.k].iter().all(|d| d % per_vector == 0)
 }
 
-/// The main loop's issue share with the layout's own rate: a `_tn` SIMT GEMM issues at
-/// `tn_issue` of the rate of the `_nn` kernels.
-fn layout_issue(gpu: &Gpu, p: &GemmProblem, path: MathPath) -> f64 {
-    if p.tn && path == MathPath::Ffma {
-        p.issue_share * gpu.isa.efficiency.tn_issue
+/// The main loop's issue share at the rate of the kernels PyTorch's path runs: an SIMT
+/// `addmm` issues at `addmm_issue` of the rate of `torch.bmm`'s kernels (`ffma_issue`).
+fn path_issue(gpu: &Gpu, p: &GemmProblem, path: MathPath) -> f64 {
+    if p.addmm && path == MathPath::Ffma {
+        p.issue_share * gpu.isa.efficiency.addmm_issue
     } else {
         p.issue_share
     }
@@ -453,7 +453,7 @@ pub fn estimate_launch(gpu: &Gpu, templates: &Templates, p: GemmProblem, tile: &
         .find(|t| t.name == tile && t.path == path && t.archs.iter().any(|a| a == arch))
         .ok_or_else(|| Error::Unsupported { gpu: gpu.key().to_string(), what: format!("tile {tile}"), why: format!("not a {arch} tile in kernels/gemm.toml") })?;
     let issue = if path == MathPath::Tensor { gpu.isa.efficiency.tensor_issue } else { gpu.isa.efficiency.ffma_issue };
-    let p = GemmProblem { issue_share: layout_issue(gpu, &p, path).min(1.0 / issue.max(1e-9)), ..p };
+    let p = GemmProblem { issue_share: path_issue(gpu, &p, path).min(1.0 / issue.max(1e-9)), ..p };
     let (timed, clock) = time_launch(gpu, &p, t, split.max(1), path, rate, l2_warm).ok_or_else(|| Error::Unsupported {
         gpu: gpu.key().to_string(),
         what: format!("tile {tile}"),

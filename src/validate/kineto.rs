@@ -37,7 +37,7 @@
 use crate::error::Result;
 use crate::hw::{Gpu, Templates};
 use crate::kernel::{self, gemm, Dtype, Op, Timing};
-use crate::trace::kineto::classify::{Category, Helper, Launch, Mapped, Scale, Source, Work};
+use crate::trace::kineto::classify::{Category, Helper, Mapped, Scale, Source, Work};
 use crate::trace::kineto::{GpuKind, KinetoTrace};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -241,10 +241,9 @@ fn gemm_ms(gpu: &Gpu, t: &Templates, b: u64, m: u64, n: u64, k: u64, dtype: Dtyp
 /// its split-k reduction; None when the op is not a GEMM or the tile is not one of the
 /// GPU's architecture. Timed in a model step (inputs not warm in L2), floored as every
 /// kernel.
-pub fn gemm_launch_ms(gpu: &Gpu, t: &Templates, op: &Op, dtype: Dtype, launch: &Launch) -> Option<f64> {
+pub fn gemm_launch_ms(gpu: &Gpu, t: &Templates, op: &Op, dtype: Dtype, tile: &str, split: u64) -> Option<f64> {
     let Op::Gemm { b, m, n, k, bias } = *op else { return None };
-    let p = gemm::GemmProblem { tn: launch.tn, ..gemm::GemmProblem::new(b, m, n, k, bias, dtype) };
-    let est = gemm::estimate_launch(gpu, t, p, &launch.tile, launch.split, false).ok()?;
+    let est = gemm::estimate_launch(gpu, t, gemm::GemmProblem::new(b, m, n, k, bias, dtype), tile, split, false).ok()?;
     Some(est.kernel_ms.max(gpu.isa.efficiency.kernel_floor_us / 1000.0))
 }
 
@@ -310,7 +309,7 @@ pub fn replay(trace: &KinetoTrace, mapped: &[Mapped], recorded: &Gpu, target: &G
     if validation {
         for (i, m) in mapped.iter().enumerate() {
             if let Work::Op { op, dtype, launch: Some(l), .. } = &m.work {
-                if let Some(ms) = gemm_launch_ms(target, templates, op, *dtype, l) {
+                if let Some(ms) = gemm_launch_ms(target, templates, op, *dtype, &l.tile, l.split) {
                     launch_ms.insert(i, ms);
                 }
             }

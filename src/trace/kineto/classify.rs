@@ -133,8 +133,6 @@ pub enum Source {
 pub struct Launch {
     pub tile: String,
     pub split: u64,
-    /// Whether the name's layout suffix is `_tn` (both operands k-contiguous).
-    pub tn: bool,
 }
 
 /// A cuBLAS helper kernel that an op launched beside its GEMM kernel.
@@ -689,15 +687,14 @@ fn gemm_helpers(trace: &KinetoTrace, members: &[usize], lead: usize, op: &Op) ->
         return None;
     }
     // The tile's family name: the kernel name up to its layout suffix (`_nn`, `_tn` …).
-    let (tile, layout) = name.rsplit_once('_').filter(|(t, _)| t.contains(&format!("{bm}x{bn}")))?;
-    let (tile, tn) = (tile.to_string(), layout == "tn");
+    let tile = name.rsplit_once('_').map(|(t, _)| t).filter(|t| t.contains(&format!("{bm}x{bn}")))?.to_string();
     let split = if b == 1 { trace.gpu[lead].grid[2].max(1) } else { 1 };
     let numel = b.checked_mul(m)?.checked_mul(n)?;
     let helpers = helpers
         .into_iter()
         .map(|(i, h)| (i, h, Op::Elementwise { func: "add".into(), numel, inputs: split.min(crate::kernel::op::MAX_INPUTS) }))
         .collect();
-    Some(GemmHelpers { launch: Launch { tile, split, tn }, helpers })
+    Some(GemmHelpers { launch: Launch { tile, split }, helpers })
 }
 
 /// Classifies every GPU event of the trace (same order as `trace.gpu`).
