@@ -245,24 +245,29 @@ fn every_profile_peak_matches_its_isa_rates() {
 }
 
 #[test]
-fn a_gemm_with_a_bias_runs_at_the_rate_of_the_addmm_kernels() {
-    // PyTorch runs a GEMM with a bias (nn.Linear) as addmm: cuBLAS kernels whose rate the
-    // NeuSight traces time apart from bmm's (`addmm_issue`).
+fn a_plain_gemm_call_runs_at_the_rate_of_cublas_unbatched_kernels() {
+    // A plain GEMM call (nn.Linear, b = 1) runs cuBLAS kernels whose rate the NeuSight
+    // traces time apart from bmm's strided-batched ones (`unbatched_issue`).
     let reg = reg();
     let base = reg.gpu("a100-pcie-40gb").unwrap();
-    let with_addmm = |v: f64| {
+    let with_rate = |v: f64| {
         let mut g = base.clone();
-        std::sync::Arc::make_mut(&mut g.isa).efficiency.addmm_issue = v;
+        std::sync::Arc::make_mut(&mut g.isa).efficiency.unbatched_issue = v;
         g
     };
     let ms = |g: &phantom_gpu::hw::Gpu, op: &Op, dtype: Dtype| {
         kernel::predict_in(g, &reg.templates, op, dtype, Context { timing: Timing::Kernel, l2_warm: false }).unwrap().kernel_ms
     };
-    let linear = Op::Gemm { b: 1, m: 4096, n: 4096, k: 4096, bias: true };
-    let (full, half) = (with_addmm(1.0), with_addmm(0.5));
-    let ratio = ms(&half, &linear, Dtype::Fp32) / ms(&full, &linear, Dtype::Fp32);
-    assert!(ratio > 1.8 && ratio < 2.05, "a math-bound Linear at half the addmm rate takes {ratio}x");
-    // bmm runs the `_nn` kernels, and tensor-core GEMMs are not the SIMT kernels.
-    assert_eq!(ms(&half, &gemm(4096, 4096, 4096), Dtype::Fp32), ms(&full, &gemm(4096, 4096, 4096), Dtype::Fp32));
-    assert_eq!(ms(&half, &linear, Dtype::Fp16), ms(&full, &linear, Dtype::Fp16));
+    let (full, half) = (with_rate(1.0), with_rate(0.5));
+    for plain in [gemm(4096, 4096, 4096), Op::Gemm { b: 1, m: 4096, n: 4096, k: 4096, bias: true }] {
+        let ratio = ms(&half, &plain, Dtype::Fp32) / ms(&full, &plain, Dtype::Fp32);
+        assert!(ratio > 1.8 && ratio < 2.05, "a math-bound plain GEMM at half the rate takes {ratio}x");
+        // Tensor-core GEMMs are not the SIMT kernels.
+        assert_eq!(ms(&half, &plain, Dtype::Fp16), ms(&full, &plain, Dtype::Fp16));
+    }
+    // A batched GEMM runs the strided-batched kernels, a convolution cuDNN's.
+    let batched = Op::Gemm { b: 16, m: 1024, n: 1024, k: 1024, bias: false };
+    assert_eq!(ms(&half, &batched, Dtype::Fp32), ms(&full, &batched, Dtype::Fp32));
+    let conv = Op::Conv2d { n: 32, c: 256, h: 28, w: 28, k: 256, r: 3, s: 3, stride: 1, pad: 1 };
+    assert_eq!(ms(&half, &conv, Dtype::Fp32), ms(&full, &conv, Dtype::Fp32));
 }

@@ -126,13 +126,14 @@ pub struct Efficiency {
     /// The same for Winograd convolution (fused: the transforms in the main loop beyond the
     /// adds the model counts; non-fused: the batched GEMM between transform kernels).
     pub winograd_issue: f64,
-    /// FFMA issue of the kernels PyTorch runs for a GEMM with a bias (`addmm`: nn.Linear,
-    /// GPT-2's Conv1D) relative to `ffma_issue` (fitted on `torch.bmm`). In the NeuSight
-    /// traces aligned Linear calls (cuBLAS's `_tn` kernels) run ~10% below bmm (`_nn`) on
-    /// Pascal and Ampere and near the FFMA peak on the V100, where bmm does not. Whether
-    /// the layout or the addmm path sets the rate the kernel rows cannot tell; whole GPT-2
-    /// models, whose Conv1D runs `_nn` through addmm, follow the Linear rate, not bmm's.
-    pub addmm_issue: f64,
+    /// FFMA issue of cuBLAS's plain (non-batched) SGEMM calls relative to `ffma_issue`,
+    /// which is fitted on the strided-batched calls of `torch.bmm`. In the NeuSight traces
+    /// aligned Linear calls run ~10% below bmm on Pascal and Ampere and near the FFMA peak
+    /// on the V100, where bmm does not. The kernel rows cannot tell a plain call from a
+    /// Linear's layout or bias (every big plain call there is an nn.Linear); whole models
+    /// can: GPT-2's Conv1D (`_nn`, like bmm) and Switch's bias-free Linear both follow the
+    /// Linear rate.
+    pub unbatched_issue: f64,
     /// DRAM latency under a bandwidth-saturating load, as a multiple of the unloaded
     /// pointer-chase latency (queueing in the memory controllers).
     pub dram_loaded_latency_factor: f64,
@@ -153,7 +154,7 @@ impl Default for Efficiency {
             dram_loaded_latency_factor: 1.5,
             conv_issue: 0.7,
             winograd_issue: 0.7,
-            addmm_issue: 1.0,
+            unbatched_issue: 1.0,
             gemm_dram: 0.9,
         }
     }

@@ -33,7 +33,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
     // fixed number of output pixels per CTA (`ConvAlgo::cta_m`), so a deep reduction over
     // few pixels runs serially in few, long CTAs.
     let cta_m = algos.iter().filter(|a| a.algo == "implicit_gemm").map(|a| a.cta_m).find(|&m| m > 0).unwrap_or(0);
-    let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: eff.conv_issue, bm_along_n: false, split_k: false, cta_m, ..GemmProblem::new(1, n * p * q, k, c * r * s, false, dtype) }, l2_warm)?;
+    let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: eff.conv_issue, bm_along_n: false, split_k: false, cta_m, unbatched: false, ..GemmProblem::new(1, n * p * q, k, c * r * s, false, dtype) }, l2_warm)?;
     // The im2col gather re-reads each input pixel r·s times, mostly from L1/L2.
     e.tile = Some(format!("implicit_gemm:{}", e.tile.unwrap_or_default()));
     consider(e);
@@ -71,7 +71,7 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, op: &Op, dtype: Dtype, l2_warm
             let mults = (alpha * alpha) as f64;
             let transform = 2.0 * mults / k.max(32) as f64 + 2.0 * (alpha * m) as f64 / c as f64;
             let share = issue * mults / (mults + transform);
-            let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: share, bm_along_n: false, split_k: false, ..GemmProblem::new(1, tiles, k, c.next_multiple_of(16) * alpha * alpha, false, dtype) }, l2_warm)?;
+            let mut e = gemm::estimate(gpu, templates, GemmProblem { issue_share: share, bm_along_n: false, split_k: false, unbatched: false, ..GemmProblem::new(1, tiles, k, c.next_multiple_of(16) * alpha * alpha, false, dtype) }, l2_warm)?;
             then(&mut e, filter_pass()?);
             e
         } else {

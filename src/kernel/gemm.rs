@@ -51,10 +51,11 @@ pub struct GemmProblem {
     /// fixed CTA height: cuDNN's implicit-GEMM convolutions take 128 output pixels per
     /// CTA); 0 = any tile.
     pub cta_m: u32,
-    /// Whether PyTorch runs it as `addmm`, a GEMM with a bias (nn.Linear, GPT-2's Conv1D):
-    /// cuBLAS kernels whose rate the traces time apart from `torch.bmm`'s (`addmm_issue`).
-    /// `new` sets it from `bias`; library kernels of their own (Marlin) clear it.
-    pub addmm: bool,
+    /// Whether it is one plain cuBLAS GEMM call (`b == 1`: nn.Linear, GPT-2's Conv1D, a
+    /// bias-free Linear), not a strided-batched one (`torch.bmm`): cuBLAS runs kernels of
+    /// its own for each, which the traces time apart (`unbatched_issue`). `new` sets it
+    /// from `b`; library kernels of their own (cuDNN's convolutions, Marlin) clear it.
+    pub unbatched: bool,
 }
 
 /// Weights per fp16 scale of weight-only formats (GPTQ and AWQ's default group size).
@@ -67,7 +68,7 @@ pub const DEQUANT_OPS_PER_WEIGHT: f64 = 1.5;
 
 impl GemmProblem {
     pub fn new(b: u64, m: u64, n: u64, k: u64, bias: bool, dtype: Dtype) -> GemmProblem {
-        GemmProblem { b, m, n, k, bias, dtype, issue_share: 1.0, b_bytes: dtype.bytes(), dequant_ops: 0.0, bm_along_n: true, split_k: true, cublas_batched: true, cta_m: 0, addmm: bias }
+        GemmProblem { b, m, n, k, bias, dtype, issue_share: 1.0, b_bytes: dtype.bytes(), dequant_ops: 0.0, bm_along_n: true, split_k: true, cublas_batched: true, cta_m: 0, unbatched: b == 1 }
     }
 
     /// A weight-only quantised GEMM: fp16 (or `dtype`) activations times a `bits`-bit
@@ -75,7 +76,7 @@ impl GemmProblem {
     pub fn weight_only(m: u64, n: u64, k: u64, bits: u64, bias: bool, dtype: Dtype) -> GemmProblem {
         // Marlin is not cuBLAS: it writes row-major C itself, its tile's first dimension
         // (thread_m_blocks × 16) runs along the tokens, m.
-        GemmProblem { b_bytes: bits as f64 / 8.0 + 2.0 / QUANT_GROUP, dequant_ops: DEQUANT_OPS_PER_WEIGHT, bm_along_n: false, addmm: false, ..GemmProblem::new(1, m, n, k, bias, dtype) }
+        GemmProblem { b_bytes: bits as f64 / 8.0 + 2.0 / QUANT_GROUP, dequant_ops: DEQUANT_OPS_PER_WEIGHT, bm_along_n: false, unbatched: false, ..GemmProblem::new(1, m, n, k, bias, dtype) }
     }
 }
 
@@ -427,11 +428,12 @@ pub fn vector_aligned(p: &GemmProblem) -> bool {
     [p.m, p.n, p.k].iter().all(|d| d % per_vector == 0)
 }
 
-/// The main loop's issue share at the rate of the kernels PyTorch's path runs: an SIMT
-/// `addmm` issues at `addmm_issue` of the rate of `torch.bmm`'s kernels (`ffma_issue`).
+/// The main loop's issue share at the rate of the kernels cuBLAS runs for the call: a
+/// plain SIMT GEMM issues at `unbatched_issue` of the strided-batched kernels' rate
+/// (`ffma_issue`).
 fn path_issue(gpu: &Gpu, p: &GemmProblem, path: MathPath) -> f64 {
-    if p.addmm && path == MathPath::Ffma {
-        p.issue_share * gpu.isa.efficiency.addmm_issue
+    if p.unbatched && path == MathPath::Ffma {
+        p.issue_share * gpu.isa.efficiency.unbatched_issue
     } else {
         p.issue_share
     }

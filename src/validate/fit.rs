@@ -138,14 +138,14 @@ fn big_matrix(s: &Sample, fp32: bool) -> bool {
     matches!(s.op, Op::Gemm { .. }) && (s.dtype == Dtype::Fp32) == fp32 && s.op.flops() >= 2e9
 }
 
-/// An nn.Linear call (a GEMM with a bias, PyTorch's addmm) whose m, n and k are whole
-/// 16-byte vectors. The others are left out of the fit: on Pascal they run up to 4x
-/// slower still, growing with k and with the call's length in a way the model does not
-/// capture (fitted on them, `addmm_issue` dragged the aligned Linear layers of whole
-/// models off); they are scored all the same.
-fn aligned_addmm(s: &Sample) -> bool {
-    let Op::Gemm { b, m, n, k, bias: true } = s.op else { return false };
-    crate::kernel::gemm::vector_aligned(&crate::kernel::gemm::GemmProblem::new(b, m, n, k, true, s.dtype))
+/// A plain (non-batched) GEMM call, `b == 1`, whose m, n and k are whole 16-byte vectors
+/// (every big one in the NeuSight kernel rows is an nn.Linear). The unaligned ones are left
+/// out of the fit: on Pascal they run up to 4x slower still, growing with k and with the
+/// call's length in a way the model does not capture (fitted on them, `unbatched_issue`
+/// dragged the aligned Linear layers of whole models off); they are scored all the same.
+fn aligned_unbatched(s: &Sample) -> bool {
+    let Op::Gemm { b: 1, m, n, k, bias } = s.op else { return false };
+    crate::kernel::gemm::vector_aligned(&crate::kernel::gemm::GemmProblem::new(1, m, n, k, bias, s.dtype))
 }
 
 /// Mid-size matrix work on the FFMA pipe (fp32 on NVIDIA) or on the tensor cores: GEMMs
@@ -180,8 +180,8 @@ fn skinny_stream(s: &Sample) -> bool {
 pub const ARCH_PARAMS: &[Param] = &[
     Param { name: "dram_stream", lo: 0.5, hi: 1.0, rows: big_stream },
     Param { name: "gemm_dram", lo: 0.5, hi: 1.0, rows: skinny_stream },
-    Param { name: "ffma_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, true) && matches!(s.op, Op::Gemm { bias: false, .. }) },
-    Param { name: "addmm_issue", lo: 0.3, hi: 1.5, rows: |s| big_matrix(s, true) && aligned_addmm(s) },
+    Param { name: "ffma_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, true) && !matches!(s.op, Op::Gemm { b: 1, .. }) },
+    Param { name: "unbatched_issue", lo: 0.3, hi: 1.5, rows: |s| big_matrix(s, true) && aligned_unbatched(s) },
     Param { name: "tensor_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, false) || (s.op.name() == "attention" && s.op.flops() >= 2e9) },
     Param { name: "conv_issue", lo: 0.2, hi: 1.5, rows: |s| matches!(s.op, Op::Conv2d { .. }) && s.op.flops() >= 2e9 },
     Param { name: "winograd_issue", lo: 0.2, hi: 1.5, rows: |s| matches!(s.op, Op::Conv2d { .. }) && s.op.flops() >= 2e9 },
@@ -321,7 +321,7 @@ fn param_mut<'a>(isa: &'a mut Isa, name: &str) -> &'a mut f64 {
         "tensor_cta_overhead_cycles" => &mut e.tensor_cta_overhead_cycles,
         "conv_issue" => &mut e.conv_issue,
         "winograd_issue" => &mut e.winograd_issue,
-        "addmm_issue" => &mut e.addmm_issue,
+        "unbatched_issue" => &mut e.unbatched_issue,
         "gemm_dram" => &mut e.gemm_dram,
         "ffma_pj_per_flop" => &mut isa.power.ffma_pj_per_flop,
         _ => unreachable!("unknown parameter {name}"),
