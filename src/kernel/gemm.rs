@@ -362,11 +362,7 @@ fn splits_for(p: &GemmProblem, tile: &GemmTile, sms: u64) -> Vec<u64> {
 
 pub fn estimate(gpu: &Gpu, templates: &Templates, mut p: GemmProblem, l2_warm: bool) -> Result<KernelEstimate> {
     let (path, rate) = math_rate(gpu, p.dtype)?;
-    // A kernel may issue better than the GEMM kernels `rate` describes (`conv_issue`
-    // above 1), never faster than the pipe's peak.
-    let eff = &gpu.isa.efficiency;
-    let issue = if path == MathPath::Tensor { eff.tensor_issue } else { eff.ffma_issue };
-    p.issue_share = path_issue(gpu, &p, path).min(1.0 / issue.max(1e-9));
+    p.issue_share = main_loop_share(gpu, &p, path);
     let tiles = tiles_for(templates, gpu, &p, path);
     if tiles.is_empty() {
         return Err(Error::Unsupported {
@@ -430,13 +426,16 @@ pub fn vector_aligned(p: &GemmProblem) -> bool {
 
 /// The main loop's issue share at the rate of the kernels cuBLAS runs for the call: a
 /// plain SIMT GEMM issues at `unbatched_issue` of the strided-batched kernels' rate
-/// (`ffma_issue`).
-fn path_issue(gpu: &Gpu, p: &GemmProblem, path: MathPath) -> f64 {
-    if p.unbatched && path == MathPath::Ffma {
-        p.issue_share * gpu.isa.efficiency.unbatched_issue
-    } else {
-        p.issue_share
-    }
+/// (`ffma_issue`). A kernel may issue better than the GEMM kernels `rate` describes
+/// (`conv_issue` above 1), never faster than the pipe's peak.
+fn main_loop_share(gpu: &Gpu, p: &GemmProblem, path: MathPath) -> f64 {
+    let eff = &gpu.isa.efficiency;
+    let (issue, share) = match path {
+        MathPath::Tensor => (eff.tensor_issue, p.issue_share),
+        _ if p.unbatched => (eff.ffma_issue, p.issue_share * eff.unbatched_issue),
+        _ => (eff.ffma_issue, p.issue_share),
+    };
+    share.min(1.0 / issue.max(1e-9))
 }
 
 /// The main kernel of one recorded cuBLAS launch: the tile named `tile` (the kernel name
@@ -454,8 +453,7 @@ pub fn estimate_launch(gpu: &Gpu, templates: &Templates, p: GemmProblem, tile: &
         .iter()
         .find(|t| t.name == tile && t.path == path && t.archs.iter().any(|a| a == arch))
         .ok_or_else(|| Error::Unsupported { gpu: gpu.key().to_string(), what: format!("tile {tile}"), why: format!("not a {arch} tile in kernels/gemm.toml") })?;
-    let issue = if path == MathPath::Tensor { gpu.isa.efficiency.tensor_issue } else { gpu.isa.efficiency.ffma_issue };
-    let p = GemmProblem { issue_share: path_issue(gpu, &p, path).min(1.0 / issue.max(1e-9)), ..p };
+    let p = GemmProblem { issue_share: main_loop_share(gpu, &p, path), ..p };
     let (timed, clock) = time_launch(gpu, &p, t, split.max(1), path, rate, l2_warm).ok_or_else(|| Error::Unsupported {
         gpu: gpu.key().to_string(),
         what: format!("tile {tile}"),
