@@ -133,9 +133,16 @@ pub struct Param {
     pub rows: fn(&Sample) -> bool,
 }
 
-/// Matrix work large enough that host cost and fixed overheads do not decide its time.
-fn big_matrix(s: &Sample, fp32: bool) -> bool {
-    matches!(s.op, Op::Gemm { .. }) && (s.dtype == Dtype::Fp32) == fp32 && s.op.flops() >= 2e9
+/// GEMMs large enough that host cost and fixed overheads do not decide their time, on the
+/// FFMA pipe (fp32 on NVIDIA) or on the matrix units (CDNA runs fp32 on them too, so
+/// its fp32 rows say nothing of the FFMA parameters).
+fn big_matrix(s: &Sample, tensor: bool) -> bool {
+    matches!(s.op, Op::Gemm { .. }) && on_tensor(s) == tensor && s.op.flops() >= 2e9
+}
+
+/// Whether the sample's matrix work runs on the tensor (matrix) units.
+fn on_tensor(s: &Sample) -> bool {
+    s.dtype != Dtype::Fp32 || s.arch.starts_with("cdna")
 }
 
 /// A plain (non-batched) GEMM call, `b == 1`, whose m, n and k are whole 16-byte vectors
@@ -152,11 +159,7 @@ fn aligned_unbatched(s: &Sample) -> bool {
 /// and attention. Convolutions are left out: their time depends on which cuDNN algorithm
 /// wins, so they would tie the GEMM kernels' fixed costs to the Winograd model.
 fn mid_matrix(s: &Sample, tensor: bool) -> bool {
-    let on_tensor = s.dtype != Dtype::Fp32 || s.arch.starts_with("cdna");
-    matches!(s.op, Op::Gemm { .. } | Op::Attention { .. })
-        && s.op.flops() < 2e9
-        && s.op.flops() >= 2e7
-        && on_tensor == tensor
+    matches!(s.op, Op::Gemm { .. } | Op::Attention { .. }) && s.op.flops() < 2e9 && s.op.flops() >= 2e7 && on_tensor(s) == tensor
 }
 
 /// A streaming element-wise op far larger than any L2 on a GPU whose bandwidth is its spec
@@ -180,9 +183,9 @@ fn skinny_stream(s: &Sample) -> bool {
 pub const ARCH_PARAMS: &[Param] = &[
     Param { name: "dram_stream", lo: 0.5, hi: 1.0, rows: big_stream },
     Param { name: "gemm_dram", lo: 0.5, hi: 1.0, rows: skinny_stream },
-    Param { name: "ffma_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, true) && !matches!(s.op, Op::Gemm { b: 1, .. }) },
-    Param { name: "unbatched_issue", lo: 0.3, hi: 1.5, rows: |s| big_matrix(s, true) && aligned_unbatched(s) },
-    Param { name: "tensor_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, false) || (s.op.name() == "attention" && s.op.flops() >= 2e9) },
+    Param { name: "ffma_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, false) && !matches!(s.op, Op::Gemm { b: 1, .. }) },
+    Param { name: "unbatched_issue", lo: 0.3, hi: 1.5, rows: |s| big_matrix(s, false) && aligned_unbatched(s) },
+    Param { name: "tensor_issue", lo: 0.3, hi: 1.0, rows: |s| big_matrix(s, true) || (s.op.name() == "attention" && s.op.flops() >= 2e9) },
     Param { name: "conv_issue", lo: 0.2, hi: 1.5, rows: |s| matches!(s.op, Op::Conv2d { .. }) && s.op.flops() >= 2e9 },
     Param { name: "winograd_issue", lo: 0.2, hi: 1.5, rows: |s| matches!(s.op, Op::Conv2d { .. }) && s.op.flops() >= 2e9 },
     Param { name: "cta_overhead_cycles", lo: 100.0, hi: 20000.0, rows: |s| mid_matrix(s, false) },
@@ -599,11 +602,22 @@ fn refine_global(reg: &mut Registry, samples: &[Sample], params: &[Param], scope
     }
 }
 
+/// Parameters an architecture without fit rows does not take from the others (see
+/// `pool_unfitted`): it keeps the default.
+fn unpooled(name: &str) -> bool {
+    name == "unbatched_issue"
+}
+
 /// Architectures with no fit rows for a parameter take the median of the fitted ones.
 fn pool_unfitted(reg: &mut Registry, report: &mut FitReport) {
     let all: Vec<String> = reg.isas().map(|i| i.architecture.clone()).collect();
     // Energies are physical properties of a process node, not of library code: an
-    // unfitted architecture keeps its stated value rather than another node's.
+    // unfitted architecture keeps its stated value rather than another node's. So does the
+    // plain-call rate relative to the batched one: it is a difference between two kernel
+    // families, below 1 on Pascal and Ampere, above on Volta (and on the T4, whose 17
+    // aligned rows are too few to fit), so a median says nothing of another library's
+    // kernels; the default, 1, assumes no difference.
+    let defaults = crate::hw::isa::Isa { efficiency: Default::default(), ..(**reg.isas().next().expect("an ISA")).clone() };
     for p in ARCH_PARAMS.iter().filter(|p| table_of(p.name) == "efficiency") {
         let mut fitted: Vec<f64> = report
             .values
@@ -615,7 +629,7 @@ fn pool_unfitted(reg: &mut Registry, report: &mut FitReport) {
             continue;
         }
         fitted.sort_by(f64::total_cmp);
-        let pooled = fitted[fitted.len() / 2];
+        let pooled = if unpooled(p.name) { get(&defaults, p.name) } else { fitted[fitted.len() / 2] };
         for arch in &all {
             let key = (arch.clone(), p.name.to_string());
             report.values.entry(key).or_insert_with(|| {
@@ -669,6 +683,8 @@ pub fn write_back(report: &FitReport, repo: &std::path::Path, command: &str) -> 
                 format!(
                     "fitted: by `{command}` on {rows} fit rows (one line in {FIT_EVERY}, fit::is_fit_line) of collective traces on nodes whose rows use the socket transport over InfiniBand or the SHM transport (fit::staged_row; rows on other nodes do not depend on it); median |ln(pred/meas)| after fit {obj:.3}"
                 )
+            } else if rows == 0 && unpooled(name) {
+                format!("default: no fit rows for this architecture, and the fitted architectures' values differ in sign (fit::pool_unfitted); `{command}`")
             } else if rows == 0 {
                 format!("pooled: median of the fitted architectures' values (no fit rows for this architecture); `{command}`")
             } else {
