@@ -614,8 +614,8 @@ fn pool_unfitted(reg: &mut Registry, report: &mut FitReport) {
     // Energies are physical properties of a process node, not of library code: an
     // unfitted architecture keeps its stated value rather than another node's. So does the
     // plain-call rate relative to the batched one: it is a difference between two kernel
-    // families, below 1 on Pascal and Ampere, above on Volta (and on the T4, whose 17
-    // aligned rows are too few to fit), so a median says nothing of another library's
+    // families, below 1 on Pascal and Ampere, above on Volta (and on the T4, whose aligned
+    // fit rows are under the 20 a fit needs), so a median says nothing of another library's
     // kernels; the default, 1, assumes no difference.
     let defaults = crate::hw::isa::Isa { efficiency: Default::default(), ..(**reg.isas().next().expect("an ISA")).clone() };
     for p in ARCH_PARAMS.iter().filter(|p| table_of(p.name) == "efficiency") {
