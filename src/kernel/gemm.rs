@@ -419,9 +419,9 @@ pub fn estimate(gpu: &Gpu, templates: &Templates, mut p: GemmProblem, l2_warm: b
 
 /// Whether every dimension is a whole number of 16-byte vectors, as the vectorised
 /// SIMT kernels' 128-bit loads and stores need.
-pub fn vector_aligned(p: &GemmProblem) -> bool {
-    let per_vector = (16.0 / p.dtype.bytes()).max(1.0) as u64;
-    [p.m, p.n, p.k].iter().all(|d| d % per_vector == 0)
+pub fn vector_aligned(dims: [u64; 3], dtype: Dtype) -> bool {
+    let per_vector = (16.0 / dtype.bytes()).max(1.0) as u64;
+    dims.iter().all(|d| d % per_vector == 0)
 }
 
 /// The main loop's issue share at the rate of the kernels cuBLAS runs for the call: a

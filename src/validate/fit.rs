@@ -151,8 +151,8 @@ fn on_tensor(s: &Sample) -> bool {
 /// call's length in a way the model does not capture (fitted on them, `unbatched_issue`
 /// dragged the aligned Linear layers of whole models off); they are scored all the same.
 fn aligned_unbatched(s: &Sample) -> bool {
-    let Op::Gemm { b: 1, m, n, k, bias } = s.op else { return false };
-    crate::kernel::gemm::vector_aligned(&crate::kernel::gemm::GemmProblem::new(1, m, n, k, bias, s.dtype))
+    let Op::Gemm { b: 1, m, n, k, .. } = s.op else { return false };
+    crate::kernel::gemm::vector_aligned([m, n, k], s.dtype)
 }
 
 /// Mid-size matrix work on the FFMA pipe (fp32 on NVIDIA) or on the tensor cores: GEMMs
@@ -616,8 +616,7 @@ fn pool_unfitted(reg: &mut Registry, report: &mut FitReport) {
     // plain-call rate relative to the batched one: it is a difference between two kernel
     // families, below 1 on Pascal and Ampere, above on Volta (and on the T4, whose aligned
     // fit rows are under the 20 a fit needs), so a median says nothing of another library's
-    // kernels; the default, 1, assumes no difference.
-    let defaults = crate::hw::isa::Isa { efficiency: Default::default(), ..(**reg.isas().next().expect("an ISA")).clone() };
+    // kernels; the default, 1, assumes no difference (`fit` starts every value there).
     for p in ARCH_PARAMS.iter().filter(|p| table_of(p.name) == "efficiency") {
         let mut fitted: Vec<f64> = report
             .values
@@ -629,14 +628,17 @@ fn pool_unfitted(reg: &mut Registry, report: &mut FitReport) {
             continue;
         }
         fitted.sort_by(f64::total_cmp);
-        let pooled = if unpooled(p.name) { get(&defaults, p.name) } else { fitted[fitted.len() / 2] };
+        let pooled = fitted[fitted.len() / 2];
         for arch in &all {
             let key = (arch.clone(), p.name.to_string());
             report.values.entry(key).or_insert_with(|| {
                 let mut isa = (**reg.isa(arch).unwrap()).clone();
-                set(&mut isa, p.name, pooled);
+                if !unpooled(p.name) {
+                    set(&mut isa, p.name, pooled);
+                }
+                let value = get(&isa, p.name);
                 reg.replace_isa(isa);
-                (pooled, 0, f64::NAN)
+                (value, 0, f64::NAN)
             });
         }
     }
